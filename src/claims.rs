@@ -1,0 +1,326 @@
+//! Verified claims: the [`Claims`] extractor and the default [`StandardClaims`].
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// The verified claims of the request's token, as `T`.
+///
+/// [`TokenAuthLayer`](crate::TokenAuthLayer) inserts it into the request extensions; in axum
+/// handlers it is an extractor (feature `axum`, on by default):
+///
+/// - `Claims<T>` requires a verified token. Without the layer it answers 500 with a message
+///   that says to add it; behind an optional layer with no token it answers 401.
+/// - `Option<Claims<T>>` is `None` when no token was sent (optional mode), and `Some` when a
+///   valid one was.
+///
+/// `T` must be the claims type of the layer (default [`StandardClaims`]; see
+/// [`TokenAuthLayer::with_claims`](crate::TokenAuthLayer::with_claims)).
+///
+/// ```
+/// use axum::{routing::get, Json, Router};
+/// use tower_token_auth::{Claims, StandardClaims};
+///
+/// async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
+///     Json(claims)
+/// }
+///
+/// async fn landing(user: Option<Claims<StandardClaims>>) -> String {
+///     match user {
+///         Some(c) => format!("hello {}", c.sub.as_deref().unwrap_or("?")),
+///         None => "hello stranger".into(),
+///     }
+/// }
+///
+/// let app: Router = Router::new().route("/me", get(me)).route("/", get(landing));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claims<T>(pub T);
+
+impl<T> Deref for Claims<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Claims<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> Claims<T> {
+    /// The claims.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// The registered claims of RFC 7519, the scopes, and every other claim as JSON.
+///
+/// ```
+/// use tower_token_auth::StandardClaims;
+///
+/// let c: StandardClaims = serde_json::from_value(serde_json::json!({
+///     "sub": "u1", "aud": ["a", "b"], "exp": 2000000000, "scope": "read write",
+///     "tenant": "acme"
+/// })).unwrap();
+/// assert_eq!(c.aud, vec!["a", "b"]);
+/// assert!(c.has_scope("write"));
+/// assert_eq!(c.extra["tenant"], "acme");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StandardClaims {
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Audiences (`aud` may be a string or an array; both become a list).
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(
+        default,
+        deserialize_with = "numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exp: Option<i64>,
+    /// Not before, seconds since the epoch.
+    #[serde(
+        default,
+        deserialize_with = "numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nbf: Option<i64>,
+    /// Issued at, seconds since the epoch.
+    #[serde(
+        default,
+        deserialize_with = "numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iat: Option<i64>,
+    /// Token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Space-separated scopes (OAuth 2.0 `scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Scopes as Microsoft Entra and others send them (`scp`, a string or an array).
+    #[serde(
+        default,
+        deserialize_with = "one_or_many_spaced",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub scp: Vec<String>,
+    /// Every other claim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl StandardClaims {
+    /// Every scope, from `scope` and `scp`.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope
+            .as_deref()
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .chain(self.scp.iter().map(String::as_str))
+    }
+
+    /// `true` if the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+        Null,
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+        OneOrMany::Null => Vec::new(),
+    })
+}
+
+fn one_or_many_spaced<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = one_or_many(d)?;
+    Ok(list
+        .iter()
+        .flat_map(|s| s.split_ascii_whitespace())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    // `as` saturates for out-of-range values.
+    Ok(v.filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+}
+
+/// Put in the request extensions by the layer, so extractors can tell "no layer" from "no
+/// token" and name the claims type the layer was built for.
+#[derive(Clone)]
+pub(crate) struct LayerMarker {
+    pub(crate) claims_type: &'static str,
+    pub(crate) authenticated: bool,
+    pub(crate) realm: Option<Arc<str>>,
+}
+
+impl fmt::Debug for LayerMarker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerMarker")
+            .field("claims_type", &self.claims_type)
+            .field("authenticated", &self.authenticated)
+            .finish()
+    }
+}
+
+#[cfg(feature = "axum")]
+mod extract {
+    use super::{Claims, LayerMarker};
+    use crate::error::{AuthError, Reason};
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+    use axum_core::response::{IntoResponse, Response};
+    use http::request::Parts;
+    use http::StatusCode;
+
+    /// Why [`Claims`] could not be extracted.
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub enum ClaimsRejection {
+        /// No [`TokenAuthLayer`](crate::TokenAuthLayer) ran before the handler (500).
+        MissingLayer {
+            /// The type asked for.
+            wanted: &'static str,
+        },
+        /// The layer was built for another claims type (500).
+        WrongType {
+            /// The type asked for.
+            wanted: &'static str,
+            /// The layer's claims type.
+            layer: &'static str,
+        },
+        /// The layer is optional and no token was sent, but the handler requires one (401).
+        Unauthenticated {
+            /// The `missing` error.
+            error: AuthError,
+            /// The layer's realm.
+            realm: Option<std::sync::Arc<str>>,
+        },
+    }
+
+    impl std::fmt::Display for ClaimsRejection {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                ClaimsRejection::MissingLayer { wanted } => write!(
+                    f,
+                    "Claims<{wanted}> was extracted but no TokenAuthLayer ran for this route: add .layer(TokenAuthLayer::new(config)) to the router or route"
+                ),
+                ClaimsRejection::WrongType { wanted, layer } => write!(
+                    f,
+                    "Claims<{wanted}> was extracted but the TokenAuthLayer of this route is built for Claims<{layer}>: use TokenAuthLayer::new(config).with_claims::<{wanted}>() or extract Claims<{layer}>"
+                ),
+                ClaimsRejection::Unauthenticated { error, .. } => write!(f, "{error}"),
+            }
+        }
+    }
+
+    impl std::error::Error for ClaimsRejection {}
+
+    impl IntoResponse for ClaimsRejection {
+        fn into_response(self) -> Response {
+            match self {
+                ClaimsRejection::Unauthenticated { error, realm } => {
+                    crate::response::problem_response(&error, realm.as_deref())
+                }
+                other => {
+                    tracing::error!(target: "tower_token_auth", "{other}");
+                    (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()).into_response()
+                }
+            }
+        }
+    }
+
+    fn lookup<T: Clone + Send + Sync + 'static>(
+        parts: &Parts,
+    ) -> Result<Option<Claims<T>>, ClaimsRejection> {
+        let wanted = std::any::type_name::<T>();
+        if let Some(c) = parts.extensions.get::<Claims<T>>() {
+            return Ok(Some(c.clone()));
+        }
+        match parts.extensions.get::<LayerMarker>() {
+            None => Err(ClaimsRejection::MissingLayer { wanted }),
+            Some(m) if m.authenticated => Err(ClaimsRejection::WrongType {
+                wanted,
+                layer: m.claims_type,
+            }),
+            Some(m) if m.claims_type != wanted => Err(ClaimsRejection::WrongType {
+                wanted,
+                layer: m.claims_type,
+            }),
+            Some(_) => Ok(None),
+        }
+    }
+
+    impl<S, T> FromRequestParts<S> for Claims<T>
+    where
+        S: Send + Sync,
+        T: Clone + Send + Sync + 'static,
+    {
+        type Rejection = ClaimsRejection;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
+            match lookup::<T>(parts)? {
+                Some(c) => Ok(c),
+                None => {
+                    let realm = parts
+                        .extensions
+                        .get::<LayerMarker>()
+                        .and_then(|m| m.realm.clone());
+                    Err(ClaimsRejection::Unauthenticated {
+                        error: AuthError::new(Reason::Missing),
+                        realm,
+                    })
+                }
+            }
+        }
+    }
+
+    impl<S, T> OptionalFromRequestParts<S> for Claims<T>
+    where
+        S: Send + Sync,
+        T: Clone + Send + Sync + 'static,
+    {
+        type Rejection = ClaimsRejection;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            lookup::<T>(parts)
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use extract::ClaimsRejection;

@@ -1,0 +1,493 @@
+//! [`AuthConfig`]: what a token must be to be accepted, built once and shared.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::AuthError;
+use crate::keys::{AlgSet, KeySet, Keys};
+use crate::source::{Bearer, TokenSource};
+
+/// Default leeway for `exp` and `nbf`: 30 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Default maximum token length: 16 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+/// The largest leeway accepted at `build()`: 5 minutes.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+type Check = Arc<dyn Fn(&Map<String, Value>) -> Result<(), ClaimError> + Send + Sync>;
+
+/// A claim refused by a user check (see [`AuthConfigBuilder::check`]).
+///
+/// The claim name is shown to clients in the problem body's reason context and in logs: name
+/// the claim, do not copy its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimError {
+    pub(crate) missing: bool,
+    pub(crate) claim: Cow<'static, str>,
+}
+
+impl ClaimError {
+    /// The claim is absent (reason `missing_claim`).
+    pub fn missing(claim: impl Into<Cow<'static, str>>) -> Self {
+        ClaimError {
+            missing: true,
+            claim: claim.into(),
+        }
+    }
+
+    /// The claim has a value that is not accepted (reason `invalid_claim`).
+    pub fn invalid(claim: impl Into<Cow<'static, str>>) -> Self {
+        ClaimError {
+            missing: false,
+            claim: claim.into(),
+        }
+    }
+}
+
+/// A configuration mistake found by [`AuthConfigBuilder::build`]. Each message names the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No key was given.
+    #[error("no verification keys: call .keys(Keys::hmac(..)), .keys(Keys::rsa_pem(..)) or .keys(Keys::jwks_json(..))")]
+    NoKeys,
+    /// No issuer was configured and the issuer check was not disabled.
+    #[error("no issuer configured: call .issuer(\"https://your-issuer.example\"), or .skip_issuer_check() if your tokens carry no `iss`")]
+    NoIssuer,
+    /// No audience was configured and the audience check was not disabled.
+    #[error("no audience configured: call .audience(\"your-api\"), or .skip_audience_check() if your tokens carry no `aud`")]
+    NoAudience,
+    /// An HMAC secret is shorter than the hash output of its algorithm.
+    #[error("{alg:?} secret is {len} bytes; use at least {need} random bytes")]
+    WeakSecret {
+        /// The algorithm.
+        alg: Algorithm,
+        /// The secret's length.
+        len: usize,
+        /// The minimum length.
+        need: usize,
+    },
+    /// A key could not be parsed or used.
+    #[error("the {key} cannot be used: {fix}")]
+    InvalidKey {
+        /// What kind of key.
+        key: &'static str,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// An algorithm was asked of a key of another family.
+    #[error(
+        "{alg:?} cannot be verified with an {key}; allow only the algorithms of the key's type"
+    )]
+    AlgorithmNotForKey {
+        /// The algorithm.
+        alg: Algorithm,
+        /// What kind of key.
+        key: &'static str,
+    },
+    /// Two keys have the same `kid`.
+    #[error("two keys have the kid {0:?}; give each key its own kid")]
+    DuplicateKid(String),
+    /// The allow-list leaves no key usable.
+    #[error("none of the keys can verify an allowed algorithm; add a key of the allowed type or widen .algorithms(..)")]
+    NoUsableKey,
+    /// An allowed algorithm has no key to verify it.
+    #[error("{0:?} is allowed but no key can verify it; remove it from .algorithms(..) or add a key for it")]
+    AlgorithmWithoutKey(Algorithm),
+    /// The leeway is larger than [`MAX_LEEWAY`].
+    #[error("a leeway of {0} s is too large (at most 300 s); synchronise clocks with NTP instead")]
+    LeewayTooLarge(u64),
+    /// The maximum token length is zero.
+    #[error("the maximum token length must be at least 1 byte (default 16 KiB)")]
+    ZeroTokenLength,
+    /// A token source was given an unusable header, cookie or parameter name.
+    #[error("`{0}` cannot name a token source: use a non-empty name of visible ASCII (for headers: letters, digits and '-')")]
+    InvalidSourceName(String),
+    /// A realm, issuer, audience or type contains characters that cannot be sent in a header.
+    #[error("the {0} must be printable ASCII without `\"` or `\\`")]
+    InvalidText(&'static str),
+}
+
+/// What a token must be to be accepted, and where it is looked for. Cheap to clone (one
+/// `Arc`); build it once with [`AuthConfig::builder`] and share it between layers.
+///
+/// Defaults: `Authorization: Bearer` source, `exp` required, `nbf` checked, 30 s leeway,
+/// tokens up to 16 KiB, every algorithm the keys allow, system clock, no realm.
+///
+/// ```
+/// use tower_token_auth::{AuthConfig, Keys};
+/// use std::time::Duration;
+///
+/// let cfg = AuthConfig::builder()
+///     .keys(Keys::hmac(b"0123456789abcdef0123456789abcdef"))
+///     .issuer("https://login.example.com")
+///     .audience("api://orders")
+///     .leeway(Duration::from_secs(10))
+///     .build()?;
+/// # Ok::<(), tower_token_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub(crate) inner: Arc<ConfigInner>,
+}
+
+pub(crate) struct ConfigInner {
+    pub(crate) keys: KeySet,
+    pub(crate) issuers: Vec<String>,
+    pub(crate) check_issuer: bool,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) check_audience: bool,
+    pub(crate) leeway: i64,
+    pub(crate) required_type: Option<String>,
+    pub(crate) required_claims: Vec<String>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) max_token_len: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sources: Vec<Arc<dyn TokenSource>>,
+    pub(crate) realm: Option<String>,
+}
+
+impl AuthConfig {
+    /// Starts a configuration.
+    pub fn builder() -> AuthConfigBuilder {
+        AuthConfigBuilder::default()
+    }
+
+    /// Validates a token outside HTTP (websockets, gRPC interceptors, tests) and returns its
+    /// claims as `T`.
+    ///
+    /// Runs exactly the checks the layer runs. A token whose claims do not deserialize into
+    /// `T` is rejected as `invalid_claim`.
+    ///
+    /// # Errors
+    ///
+    /// The [`AuthError`] the layer would have answered with.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_token_auth::{AuthConfig, Keys, Reason, StandardClaims};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac(b"0123456789abcdef0123456789abcdef"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api")
+    ///     .build()
+    ///     .unwrap();
+    /// let err = cfg.validate::<StandardClaims>("not-a-jwt").await.unwrap_err();
+    /// assert_eq!(err.reason(), Reason::Malformed);
+    /// # }
+    /// ```
+    pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
+        self.validate_now(token)
+    }
+
+    pub(crate) fn validate_now<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
+        let claims = crate::validate::validate(&self.inner, token)?;
+        crate::validate::into_claims(claims)
+    }
+
+    /// The realm sent in `WWW-Authenticate`, if configured.
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.realm.as_deref()
+    }
+
+    /// The current time as the configured clock sees it (seconds since the epoch).
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.inner;
+        f.debug_struct("AuthConfig")
+            .field("keys", &c.keys)
+            .field("issuers", &c.issuers)
+            .field("audiences", &c.audiences)
+            .field("leeway", &c.leeway)
+            .field("required_type", &c.required_type)
+            .field("required_claims", &c.required_claims)
+            .field("max_token_len", &c.max_token_len)
+            .field(
+                "sources",
+                &c.sources.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AuthConfig`]; every mistake is reported by [`build`](AuthConfigBuilder::build).
+#[must_use]
+pub struct AuthConfigBuilder {
+    keys: Keys,
+    issuers: Vec<String>,
+    skip_issuer: bool,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    leeway: Duration,
+    algorithms: Option<Vec<Algorithm>>,
+    required_type: Option<String>,
+    required_claims: Vec<String>,
+    checks: Vec<Check>,
+    max_token_len: usize,
+    clock: Arc<dyn Clock>,
+    sources: Vec<Arc<dyn TokenSource>>,
+    realm: Option<String>,
+}
+
+impl Default for AuthConfigBuilder {
+    fn default() -> Self {
+        AuthConfigBuilder {
+            keys: Keys::default(),
+            issuers: Vec::new(),
+            skip_issuer: false,
+            audiences: Vec::new(),
+            skip_audience: false,
+            leeway: DEFAULT_LEEWAY,
+            algorithms: None,
+            required_type: None,
+            required_claims: Vec::new(),
+            checks: Vec::new(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            clock: Arc::new(SystemClock),
+            sources: Vec::new(),
+            realm: None,
+        }
+    }
+}
+
+impl fmt::Debug for AuthConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfigBuilder")
+            .field("keys", &self.keys)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthConfigBuilder {
+    /// Adds verification keys (call again to add more). See [`Keys`] for how a token finds
+    /// its key.
+    pub fn keys(mut self, keys: Keys) -> Self {
+        self.keys = std::mem::take(&mut self.keys).and(keys);
+        self
+    }
+
+    /// Adds an accepted issuer: `iss` must equal one of them exactly.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens without checking `iss`. Only for tokens that carry no issuer; with
+    /// several token issuers sharing keys this lets any of them in.
+    pub fn skip_issuer_check(mut self) -> Self {
+        self.skip_issuer = true;
+        self
+    }
+
+    /// Adds an accepted audience: `aud` (a string or an array) must contain one of them.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens without checking `aud`. A token minted for another service of the
+    /// same issuer is then accepted here too.
+    pub fn skip_audience_check(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// Clock-skew allowance for `exp` and `nbf` (default 30 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Narrows the accepted algorithms (default: all that the keys allow). An algorithm no
+    /// key can verify is a build error.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algs.into_iter().collect());
+        self
+    }
+
+    /// Requires the header `typ` (compared case-insensitively, with an optional
+    /// `application/` prefix): e.g. `"at+jwt"`.
+    pub fn require_type(mut self, typ: impl Into<String>) -> Self {
+        self.required_type = Some(normalize_type(&typ.into()));
+        self
+    }
+
+    /// The RFC 9068 JWT access-token profile in one switch: `typ` must be `at+jwt` and
+    /// `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti` must be present.
+    pub fn access_token_profile(mut self) -> Self {
+        self.required_type = Some("at+jwt".to_owned());
+        for claim in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
+            if !self.required_claims.iter().any(|c| c == claim) {
+                self.required_claims.push(claim.to_owned());
+            }
+        }
+        self
+    }
+
+    /// Requires a claim to be present and not `null` (reason `missing_claim` otherwise).
+    pub fn require_claim(mut self, claim: impl Into<String>) -> Self {
+        self.required_claims.push(claim.into());
+        self
+    }
+
+    /// Adds a check run on the claims (as JSON) of every token; an error rejects the token
+    /// as `missing_claim` or `invalid_claim`.
+    ///
+    /// ```
+    /// use tower_token_auth::{AuthConfig, ClaimError, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac(b"0123456789abcdef0123456789abcdef"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api")
+    ///     .check(|claims| match claims.get("tenant").and_then(|t| t.as_str()) {
+    ///         Some("acme") => Ok(()),
+    ///         Some(_) => Err(ClaimError::invalid("tenant")),
+    ///         None => Err(ClaimError::missing("tenant")),
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn check<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&Map<String, Value>) -> Result<(), ClaimError> + Send + Sync + 'static,
+    {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// The longest token accepted (default 16 KiB); longer ones are `too_large` before any
+    /// decoding.
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// The clock validation reads (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Adds a place to look for the token. The first call replaces the default
+    /// (`Authorization: Bearer`); add it back with [`source::bearer()`](crate::source::bearer)
+    /// to keep it. A token found by two sources is `invalid_request`.
+    pub fn source(mut self, source: impl TokenSource) -> Self {
+        self.sources.push(Arc::new(source));
+        self
+    }
+
+    /// The realm for `WWW-Authenticate: Bearer realm="…"` (default: none).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Checks the configuration and builds it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the fix: no keys, no issuer or audience (unless their check
+    /// was skipped), an HMAC secret shorter than the hash output, a key that cannot be parsed,
+    /// an allowed algorithm no key can verify, a leeway over 5 minutes, a realm that cannot be
+    /// sent in a header.
+    pub fn build(self) -> Result<AuthConfig, ConfigError> {
+        crate::crypto::install_default_provider();
+        if self.keys.is_empty() {
+            return Err(ConfigError::NoKeys);
+        }
+        if self.issuers.is_empty() && !self.skip_issuer {
+            return Err(ConfigError::NoIssuer);
+        }
+        if self.audiences.is_empty() && !self.skip_audience {
+            return Err(ConfigError::NoAudience);
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::LeewayTooLarge(self.leeway.as_secs()));
+        }
+        if self.max_token_len == 0 {
+            return Err(ConfigError::ZeroTokenLength);
+        }
+        if let Some(realm) = &self.realm {
+            if !is_header_text(realm) {
+                return Err(ConfigError::InvalidText("realm"));
+            }
+        }
+        if let Some(typ) = &self.required_type {
+            if !is_header_text(typ) || typ.is_empty() {
+                return Err(ConfigError::InvalidText("required type"));
+            }
+        }
+        let allowed = match &self.algorithms {
+            Some(list) => AlgSet::of(list.iter().copied()),
+            None => AlgSet::all(),
+        };
+        let keys = KeySet::build(&self.keys, allowed)?;
+        if keys.len() == 0 {
+            return Err(ConfigError::NoUsableKey);
+        }
+        if let Some(list) = &self.algorithms {
+            for alg in list {
+                if !keys.algorithms().contains(*alg) {
+                    return Err(ConfigError::AlgorithmWithoutKey(*alg));
+                }
+            }
+        }
+        for source in &self.sources {
+            source.check()?;
+        }
+        let sources = if self.sources.is_empty() {
+            vec![Arc::new(Bearer) as Arc<dyn TokenSource>]
+        } else {
+            self.sources
+        };
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(300);
+        Ok(AuthConfig {
+            inner: Arc::new(ConfigInner {
+                keys,
+                check_issuer: !self.issuers.is_empty(),
+                issuers: self.issuers,
+                check_audience: !self.audiences.is_empty(),
+                audiences: self.audiences,
+                leeway,
+                required_type: self.required_type,
+                required_claims: self.required_claims,
+                checks: self.checks,
+                max_token_len: self.max_token_len,
+                clock: self.clock,
+                sources,
+                realm: self.realm,
+            }),
+        })
+    }
+}
+
+/// Lower-cases a media type and strips an `application/` prefix (RFC 7515 §4.1.9).
+pub(crate) fn normalize_type(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
+}
+
+/// `true` if the text can sit inside a quoted-string of a header without escaping.
+fn is_header_text(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}

@@ -1,0 +1,190 @@
+//! Rejection responses: the [`Responder`] trait and the RFC 6750 / RFC 9457
+//! [`DefaultResponder`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::Response;
+
+use crate::error::{AuthError, Reason};
+
+/// Seconds a client is told to wait (`Retry-After`) on a 503 when the error does not say.
+pub const DEFAULT_RETRY_AFTER: u64 = 5;
+
+/// Builds the response for a rejected request.
+///
+/// It sees the error and the request parts (method, URI, headers) and may build any response;
+/// the layer puts a clone of the [`AuthError`] in the response extensions afterwards, whatever
+/// the responder did. Closures `Fn(&AuthError, &Parts) -> Response<B>` implement it.
+///
+/// ```
+/// use axum::{body::Body, response::{IntoResponse, Response}, Json};
+/// use tower_token_auth::{AuthError, TokenAuthLayer};
+/// # let cfg = tower_token_auth::AuthConfig::builder()
+/// #     .keys(tower_token_auth::Keys::hmac([7u8; 32])).issuer("i").audience("a").build().unwrap();
+///
+/// let layer = TokenAuthLayer::new(cfg).with_responder(|err: &AuthError, _parts: &http::request::Parts| -> Response<Body> {
+///     let body = serde_json::json!({ "code": err.reason().code() });
+///     (err.status(), Json(body)).into_response()
+/// });
+/// ```
+pub trait Responder<B>: Clone + Send + Sync + 'static {
+    /// Builds the response.
+    fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B>;
+}
+
+impl<F, B> Responder<B> for F
+where
+    F: Fn(&AuthError, &Parts) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B> {
+        self(error, parts)
+    }
+}
+
+/// The default responder: the status of the reason, RFC 6750 `WWW-Authenticate: Bearer`
+/// (with the configured realm, `error`, `error_description` and, for `insufficient_scope`,
+/// `scope`), `Retry-After` on 503, and an RFC 9457 `application/problem+json` body:
+///
+/// ```json
+/// {
+///   "type": "https://docs.rs/tower-token-auth/latest/tower_token_auth/enum.Reason.html#variant.Expired",
+///   "title": "Token expired",
+///   "status": 401,
+///   "detail": "The token has expired; obtain a new one.",
+///   "error": "invalid_token",
+///   "reason": "expired"
+/// }
+/// ```
+///
+/// Every text comes from a fixed vocabulary: nothing from the token, nothing about keys.
+#[derive(Clone, Debug, Default)]
+pub struct DefaultResponder {
+    realm: Option<Arc<str>>,
+}
+
+impl DefaultResponder {
+    /// A responder without realm.
+    pub fn new() -> Self {
+        DefaultResponder::default()
+    }
+
+    /// Sets the realm (it must be printable ASCII without `"` or `\`; other characters are
+    /// dropped).
+    #[must_use]
+    pub fn realm(mut self, realm: impl AsRef<str>) -> Self {
+        self.realm = Some(Arc::from(sanitize(realm.as_ref())));
+        self
+    }
+
+    pub(crate) fn with_realm(realm: Option<Arc<str>>) -> Self {
+        DefaultResponder { realm }
+    }
+}
+
+impl<B> Responder<B> for DefaultResponder
+where
+    B: From<Bytes>,
+{
+    fn respond(&self, error: &AuthError, _parts: &Parts) -> Response<B> {
+        problem_response(error, self.realm.as_deref())
+    }
+}
+
+/// The RFC 6750 `WWW-Authenticate` value for an error, e.g.
+/// `Bearer realm="api", error="invalid_token", error_description="The token has expired; obtain a new one."`.
+///
+/// `None` for reasons that carry no challenge (the 503 ones).
+///
+/// ```
+/// use tower_token_auth::{response::www_authenticate, AuthError, Reason};
+///
+/// let v = www_authenticate(&AuthError::new(Reason::Missing), Some("api")).unwrap();
+/// assert_eq!(v, r#"Bearer realm="api""#);
+/// ```
+pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> Option<HeaderValue> {
+    let reason = error.reason();
+    if reason.is_unavailable() {
+        return None;
+    }
+    let mut v = String::from("Bearer");
+    let mut sep = " ";
+    if let Some(realm) = realm {
+        let _ = write!(v, "{sep}realm=\"{}\"", sanitize(realm));
+        sep = ", ";
+    }
+    if let Some(code) = reason.bearer_error() {
+        let _ = write!(
+            v,
+            "{sep}error=\"{code}\", error_description=\"{}\"",
+            reason.description()
+        );
+        if reason == Reason::InsufficientScope {
+            if let Some(scope) = error.required_scopes() {
+                let _ = write!(v, ", scope=\"{}\"", sanitize(scope));
+            }
+        }
+    }
+    HeaderValue::from_str(&v).ok()
+}
+
+/// The RFC 9457 problem document for an error, as JSON text.
+///
+/// ```
+/// use tower_token_auth::{response::problem_json, AuthError, Reason};
+///
+/// let body: serde_json::Value = serde_json::from_str(&problem_json(&AuthError::new(Reason::Expired))).unwrap();
+/// assert_eq!(body["reason"], "expired");
+/// assert_eq!(body["error"], "invalid_token");
+/// assert_eq!(body["status"], 401);
+/// ```
+pub fn problem_json(error: &AuthError) -> String {
+    let reason = error.reason();
+    let mut body = serde_json::json!({
+        "type": format!(
+            "https://docs.rs/tower-token-auth/latest/tower_token_auth/enum.Reason.html#variant.{reason:?}"
+        ),
+        "title": reason.title(),
+        "status": reason.status().as_u16(),
+        "detail": reason.description(),
+        "reason": reason.code(),
+    });
+    if let Some(code) = reason.bearer_error() {
+        body["error"] = code.into();
+    }
+    if reason == Reason::InsufficientScope {
+        if let Some(scope) = error.required_scopes() {
+            body["scope"] = sanitize(scope).into();
+        }
+    }
+    body.to_string()
+}
+
+/// The whole default response for an error.
+pub fn problem_response<B: From<Bytes>>(error: &AuthError, realm: Option<&str>) -> Response<B> {
+    let mut res = Response::new(B::from(Bytes::from(problem_json(error))));
+    *res.status_mut() = error.status();
+    let headers = res.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if let Some(v) = www_authenticate(error, realm) {
+        headers.insert(WWW_AUTHENTICATE, v);
+    }
+    if error.reason().is_unavailable() {
+        let secs = error.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+/// Keeps only characters that can stand in a quoted-string without escaping.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+        .collect()
+}
