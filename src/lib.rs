@@ -1,4 +1,62 @@
-#![doc = include_str!("../README.md")]
+//! Bearer-token (JWT) authentication for any tower service: axum, tonic, plain hyper.
+//!
+//! [`TokenAuthLayer`] finds the token ([`source`]), verifies it with `jsonwebtoken` against the
+//! configured [`Keys`] and every rule of the [`AuthConfig`], inserts the verified claims into
+//! the request extensions ([`Claims`]), and answers each failure through a [`Responder`] with
+//! the exact [`Reason`]: RFC 6750 `WWW-Authenticate` and an RFC 9457 problem body by default.
+//!
+//! # Quick start
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//! use tower_token_auth::{AuthConfig, AuthError, Claims, Keys, Reason, StandardClaims, TokenAuthLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let key = tower_token_auth::testing::TestKey::es256();
+//! # let pem = key.public_pem().unwrap();
+//! let cfg = AuthConfig::builder()
+//!     .keys(Keys::ec_pem(pem))
+//!     .issuer("https://login.example.com")
+//!     .audience("api://orders")
+//!     .build()?;
+//!
+//! async fn me(Claims(claims): Claims<StandardClaims>) -> String {
+//!     claims.sub.unwrap_or_default()
+//! }
+//! let app = Router::new().route("/me", get(me)).layer(TokenAuthLayer::new(cfg));
+//!
+//! // Accepted: a valid token.
+//! # let token = key.token().issuer("https://login.example.com").audience("api://orders").subject("alice").sign();
+//! let req = Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty())?;
+//! assert_eq!(app.clone().oneshot(req).await?.status(), StatusCode::OK);
+//!
+//! // Rejected: no token.
+//! let res = app.oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.extensions().get::<AuthError>().unwrap().reason(), Reason::Missing);
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `aws-lc-rs` | yes | crypto backend on aws-lc-rs |
+//! | `rust-crypto` | no | pure-Rust crypto backend; with both on, aws-lc-rs is used |
+//! | `axum` | yes | [`Claims`] extractors |
+//! | `cookie` | yes | `source::cookie` |
+//! | `test-util` | no | `testing`: keys and signed tokens for tests |
+//!
+//! # Where to read on
+//!
+//! - [`AuthConfigBuilder`]: every setting and its default.
+//! - [`keys`]: which key verifies which token.
+//! - [`source`]: where tokens are looked for.
+//! - [`Reason`]: every rejection, its status and `WWW-Authenticate` error.
+//! - [`response`]: the default response and how to build your own.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod claims;
@@ -31,3 +89,8 @@ pub use keys::Keys;
 pub use layer::TokenAuthLayer;
 pub use response::{DefaultResponder, Responder};
 pub use service::TokenAuth;
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

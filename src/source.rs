@@ -5,7 +5,7 @@
 //! | [`bearer()`] (default) | `Authorization: Bearer <token>` | scheme case-insensitive; another scheme (e.g. `Basic`) counts as no token; two `Authorization` headers are `invalid_request` |
 //! | [`header(name)`](header) | the whole value of a named header | two such headers are `invalid_request` |
 //! | [`header_with_scheme(name, scheme)`](header_with_scheme) | `<name>: <scheme> <token>` | like `bearer()` on another header |
-//! | [`cookie(name)`](cookie) | a cookie (feature `cookie`) | all `Cookie` headers are read (HTTP/2 splits them) |
+//! | [`cookie(name)`](fn@cookie) | a cookie (feature `cookie`) | all `Cookie` headers are read (HTTP/2 splits them) |
 //! | [`query(name)`](query) | a query parameter | **risky**: URLs end up in access logs, proxies and browser history (RFC 6750 §2.3); opt in only where no other way exists (e.g. browser WebSocket upgrades) |
 //!
 //! Several sources are tried in the order given and **all** of them are asked: a token found

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need (idempotently),
+# then runs every test with both crypto backends and checks the quickstart end to end.
+#
+#   scripts/test.sh            # everything
+#   QUICK=1 scripts/test.sh    # skip the rust-crypto run and the quickstart check
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+  if ! need apt-get; then echo "please install: $*" >&2; exit 1; fi
+  if [ "$(id -u)" -ne 0 ] && need sudo; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+need curl || apt_install curl
+need cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+
+echo "== tests, all features (aws-lc-rs and rust-crypto both on: aws-lc-rs is used)"
+cargo test --all-features
+
+if [ -z "${QUICK:-}" ]; then
+  echo "== tests, pure-Rust backend only (rust-crypto)"
+  cargo test --no-default-features --features rust-crypto,axum,cookie --tests
+
+  echo "== quickstart, end to end"
+  cargo build --example quickstart
+  port=$(( 20000 + RANDOM % 20000 ))
+  log=$(mktemp)
+  PORT=$port target/debug/examples/quickstart >"$log" 2>/dev/null &
+  pid=$!
+  trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+  for _ in $(seq 1 100); do grep -q "^Public page" "$log" 2>/dev/null && break; sleep 0.1; done
+  mapfile -t lines < <(grep '^curl -i -H' "$log")
+  [ "${#lines[@]}" -eq 3 ] || { echo "quickstart printed ${#lines[@]} curl lines, expected 3"; cat "$log"; exit 1; }
+  expect=("200" "401 expired" "401 wrong_audience")
+  for i in 0 1 2; do
+    out=$(bash -c "${lines[$i]} -s")
+    status=$(printf '%s' "$out" | head -1 | awk '{print $2}')
+    want=(${expect[$i]})
+    [ "$status" = "${want[0]}" ] || { echo "curl line $((i+1)): status $status, expected ${want[0]}"; exit 1; }
+    if [ -n "${want[1]:-}" ]; then
+      printf '%s' "$out" | grep -q "\"reason\":\"${want[1]}\"" || { echo "curl line $((i+1)): reason ${want[1]} not in body"; exit 1; }
+      printf '%s' "$out" | grep -qi '^www-authenticate: Bearer realm="quickstart", error="invalid_token"' || { echo "curl line $((i+1)): WWW-Authenticate missing"; exit 1; }
+    fi
+  done
+  echo "quickstart: 3 curl lines answered 200, 401 expired, 401 wrong_audience"
+fi
+echo "scripts/test.sh: all passed"

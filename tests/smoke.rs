@@ -1,0 +1,75 @@
+//! Smoke test: every key type through an axum router.
+use axum::{body::Body, routing::get, Router};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tower_token_auth::testing::TestKey;
+use tower_token_auth::{AuthConfig, AuthError, Claims, Reason, StandardClaims, TokenAuthLayer};
+
+#[tokio::test]
+async fn smoke() {
+    for key in [
+        TestKey::hs256(),
+        TestKey::rs256(),
+        TestKey::es256(),
+        TestKey::es384(),
+        TestKey::ed25519(),
+    ] {
+        let key = key.with_kid("k1");
+        let cfg = AuthConfig::builder()
+            .keys(key.keys())
+            .issuer("iss")
+            .audience("aud")
+            .realm("api")
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/",
+                get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            )
+            .layer(TokenAuthLayer::new(cfg));
+        let tok = key
+            .token()
+            .issuer("iss")
+            .audience("aud")
+            .subject("bob")
+            .sign();
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("authorization", format!("Bearer {tok}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{:?}", key.algorithm());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"bob");
+        let tok = key
+            .token()
+            .issuer("iss")
+            .audience("other")
+            .expired_for(std::time::Duration::from_secs(100))
+            .sign();
+        let res = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("authorization", format!("bearer {tok}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let err = res.extensions().get::<AuthError>().unwrap().clone();
+        assert_eq!(err.reason(), Reason::Expired);
+        assert!(err.has(Reason::WrongAudience));
+        println!("{:?}", res.headers());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        println!("{}", String::from_utf8_lossy(&body));
+    }
+}
