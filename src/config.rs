@@ -110,7 +110,7 @@ pub enum ConfigError {
     /// A token source was given an unusable header, cookie or parameter name.
     #[error("`{0}` cannot name a token source: use a non-empty name of visible ASCII (for headers: letters, digits and '-')")]
     InvalidSourceName(String),
-    /// A realm, issuer, audience or type contains characters that cannot be sent in a header.
+    /// The realm or the required type contains characters that cannot be sent in a header.
     #[error("the {0} must be printable ASCII without `\"` or `\\`")]
     InvalidText(&'static str),
 }

@@ -357,6 +357,18 @@ async fn header_source_empty_value_is_invalid_request() {
 }
 
 #[tokio::test]
+async fn header_source_non_utf8_value_is_malformed() {
+    let mut req = get_with(&[]);
+    req.headers_mut().insert(
+        "x-token",
+        HeaderValue::from_bytes(b"abc\xff.def.ghi").unwrap(),
+    );
+    let r = send(header_app(), req).await;
+    r.assert_rejected(Reason::Malformed);
+    assert_eq!(r.err().facts().source, Some("header"));
+}
+
+#[tokio::test]
 async fn header_source_name_given_in_uppercase_works() {
     let cfg = base().source(source::header("X-Token")).build().unwrap();
     let tok = token("upper");
@@ -546,6 +558,47 @@ async fn cookie_thousand_cookies_with_token_last_is_accepted() {
     write!(header, "access_token={tok}").unwrap();
     let r = send(cookie_app(), get_with(&[("cookie", &header)])).await;
     r.assert_ok("many");
+}
+
+#[tokio::test]
+async fn cookie_quoted_empty_value_is_invalid_request() {
+    let r = send(cookie_app(), get_with(&[("cookie", "access_token=\"\"")])).await;
+    r.assert_invalid_request();
+}
+
+#[tokio::test]
+async fn cookie_quoted_value_is_unquoted() {
+    let tok = token("quoted");
+    let r = send(
+        cookie_app(),
+        get_with(&[("cookie", &format!("access_token=\"{tok}\""))]),
+    )
+    .await;
+    r.assert_ok("quoted");
+}
+
+#[tokio::test]
+async fn cookie_name_must_match_exactly() {
+    let tok = token("prefix");
+    let r = send(
+        cookie_app(),
+        get_with(&[(
+            "cookie",
+            &format!("my_access_token={tok}; access_token_2={tok}"),
+        )]),
+    )
+    .await;
+    r.assert_missing();
+}
+
+#[tokio::test]
+async fn cookie_non_ascii_cookie_header_is_skipped_and_token_found_in_another() {
+    let tok = token("skip");
+    let mut req = get_with(&[("cookie", &format!("access_token={tok}"))]);
+    req.headers_mut()
+        .append(COOKIE, HeaderValue::from_bytes(b"name=\xffvalue").unwrap());
+    let r = send(cookie_app(), req).await;
+    r.assert_ok("skip");
 }
 
 #[tokio::test]

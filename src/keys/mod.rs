@@ -303,8 +303,12 @@ impl KeySet {
         }
         let mut set = KeySet::default();
         for mut key in out {
+            let before = key.algorithms;
             key.algorithms = key.algorithms.and(allowed);
             if key.algorithms.is_empty() {
+                if let Some(err) = weak_for_allowed(&key, before, allowed) {
+                    return Err(err);
+                }
                 tracing::debug!(kid = ?key.kid, "key skipped: none of its algorithms is allowed");
                 continue;
             }
@@ -360,6 +364,26 @@ impl KeySet {
             _ => None,
         }
     }
+}
+
+/// An HMAC key narrowed to nothing because the allowed HS algorithms need a longer secret.
+fn weak_for_allowed(key: &VerifyingKey, had: AlgSet, allowed: AlgSet) -> Option<ConfigError> {
+    let hs = [
+        (Algorithm::HS256, 32),
+        (Algorithm::HS384, 48),
+        (Algorithm::HS512, 64),
+    ];
+    if !had.contains(Algorithm::HS256) {
+        return None;
+    }
+    let len = key.key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
+    hs.iter()
+        .find(|(alg, need)| allowed.contains(*alg) && len < *need)
+        .map(|(alg, need)| ConfigError::WeakSecret {
+            alg: *alg,
+            len,
+            need: *need,
+        })
 }
 
 fn family_algs(
@@ -455,20 +479,30 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
             }
             (DecodingKey::from_secret(secret), algs)
         }
-        Material::RsaPem(pem) => (
-            DecodingKey::from_rsa_pem(pem)
-                .map_err(|_| invalid("give an RSA public key PEM (BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY), not a private key or certificate"))?,
-            RSA_ALGS.to_vec(),
-        ),
-        Material::RsaDer(der) => {
-            if der.len() < 64 {
-                return Err(invalid("give the PKCS#1 RSAPublicKey DER of a 2048-bit or larger key"));
+        Material::RsaPem(pem) => {
+            const FIX: &str = "give an RSA public key PEM (BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY) of 2048 bits or more, not a private key or certificate";
+            if !is_public_pem(pem) {
+                return Err(invalid(FIX));
             }
+            let key = DecodingKey::from_rsa_pem(pem).map_err(|_| invalid(FIX))?;
+            check_rsa_der(key.try_get_as_bytes().unwrap_or_default()).map_err(|_| invalid(FIX))?;
+            (key, RSA_ALGS.to_vec())
+        }
+        Material::RsaDer(der) => {
+            check_rsa_der(der).map_err(|_| {
+                invalid("give the PKCS#1 RSAPublicKey DER of a 2048-bit or larger key")
+            })?;
             (DecodingKey::from_rsa_der(der), RSA_ALGS.to_vec())
         }
         Material::EcPem(pem) => {
-            let key = DecodingKey::from_ec_pem(pem)
-                .map_err(|_| invalid("give an EC public key PEM (BEGIN PUBLIC KEY) on P-256 or P-384"))?;
+            if !is_public_pem(pem) {
+                return Err(invalid(
+                    "give an EC public key PEM (BEGIN PUBLIC KEY), not a private key",
+                ));
+            }
+            let key = DecodingKey::from_ec_pem(pem).map_err(|_| {
+                invalid("give an EC public key PEM (BEGIN PUBLIC KEY) on P-256 or P-384")
+            })?;
             let alg = ec_alg(key.try_get_as_bytes().unwrap_or_default(), label)?;
             (key, vec![alg])
         }
@@ -477,10 +511,17 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
             (DecodingKey::from_ec_der(der), vec![alg])
         }
         Material::EdPem(pem) => {
+            if !is_public_pem(pem) {
+                return Err(invalid(
+                    "give an Ed25519 public key PEM (BEGIN PUBLIC KEY), not a private key",
+                ));
+            }
             let key = DecodingKey::from_ed_pem(pem)
                 .map_err(|_| invalid("give an Ed25519 public key PEM (BEGIN PUBLIC KEY)"))?;
             if key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0) != 32 {
-                return Err(invalid("give an Ed25519 public key (32 bytes); Ed448 is not supported"));
+                return Err(invalid(
+                    "give an Ed25519 public key (32 bytes); Ed448 is not supported",
+                ));
             }
             (key, vec![Algorithm::EdDSA])
         }
@@ -527,6 +568,28 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
         algorithms,
         label,
     });
+    Ok(())
+}
+
+/// `true` if the PEM text is a public key (not a private key or a certificate).
+fn is_public_pem(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    let text = text.trim_start();
+    text.starts_with("-----BEGIN PUBLIC KEY-----")
+        || text.starts_with("-----BEGIN RSA PUBLIC KEY-----")
+}
+
+/// Parses a PKCS#1 RSAPublicKey with the crypto backend and checks the modulus is at least
+/// 2048 bits (RFC 7518 §3.3).
+fn check_rsa_der(der: &[u8]) -> Result<(), ()> {
+    let (n, _e) = (crate::crypto::provider()
+        .key_utils
+        .rsa_pub_components_from_public_key)(der)
+    .map_err(|_| ())?;
+    let leading = n.iter().take_while(|b| **b == 0).count();
+    if (n.len() - leading) * 8 < 2048 {
+        return Err(());
+    }
     Ok(())
 }
 

@@ -255,10 +255,13 @@ impl TokenBuilder<'_> {
         self.claim("exp", exp)
     }
 
-    /// Sets `exp` to `secs` seconds ago (an expired token).
+    /// Sets `exp` to `ago` before now (an expired token); `iat` and `nbf` move to 5 minutes
+    /// before that, as for a token that was valid once.
     pub fn expired_for(self, ago: Duration) -> Self {
         let exp = self.now - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2);
         self.claim("exp", exp)
+            .claim("iat", exp - 300)
+            .claim("nbf", exp - 300)
     }
 
     /// Sets any claim.
