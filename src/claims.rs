@@ -169,9 +169,12 @@ fn one_or_many_spaced<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v = Option::<f64>::deserialize(d)?;
-    // `as` saturates for out-of-range values.
-    Ok(v.filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => crate::validate::numeric_date(&v)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("not a NumericDate within years 1 to 9999")),
+    }
 }
 
 /// Put in the request extensions by the layer, so extractors can tell "no layer" from "no

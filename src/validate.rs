@@ -92,6 +92,10 @@ pub(crate) fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, Auth
     let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
         return Err(AuthError::malformed("header is not base64url"));
     };
+    // RFC 7515 §4: the header is a JSON object (serde would also fill the struct from an array).
+    if header_json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(AuthError::malformed("header is not a JSON object"));
+    }
     let header: RawHeader<'_> = match serde_json::from_slice(&header_json) {
         Ok(h) => h,
         Err(_) => return Err(AuthError::malformed("header is not a JSON object with alg")),
@@ -187,19 +191,25 @@ fn memchr(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// A NumericDate (RFC 7519 §2): a JSON number, possibly with a fraction.
-fn numeric_date(v: &Value) -> Option<i64> {
+/// The NumericDates accepted: years 1 to 9999. Anything outside is a claim error, not a date
+/// (`exp: 1e300` must not mean "never expires").
+const DATE_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A NumericDate (RFC 7519 §2): a JSON number, possibly with a fraction, within [`DATE_RANGE`].
+pub(crate) fn numeric_date(v: &Value) -> Option<i64> {
     let n = v.as_number()?;
-    if let Some(i) = n.as_i64() {
-        return Some(i);
-    }
-    let f = n.as_f64()?;
-    if f.is_finite() {
-        // `as` saturates for out-of-range floats.
-        Some(f.floor() as i64)
-    } else {
-        None
-    }
+    let secs = match n.as_i64() {
+        Some(i) => i,
+        None => {
+            let f = n.as_f64()?.floor();
+            // Checked against the range before the cast, so the cast never saturates.
+            if !(f >= *DATE_RANGE.start() as f64 && f <= *DATE_RANGE.end() as f64) {
+                return None;
+            }
+            f as i64
+        }
+    };
+    DATE_RANGE.contains(&secs).then_some(secs)
 }
 
 fn check_claims(cfg: &ConfigInner, claims: &ClaimsMap, now: i64, problems: &mut Vec<Problem>) {
