@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
-use crate::keys::{AlgSet, KeySet, Keys};
+use crate::keys::KeyStatus;
+use crate::keys::{AlgSet, KeySource, Keys};
 use crate::source::{Bearer, TokenSource};
 
 /// Default leeway for `exp` and `nbf`: 30 seconds.
@@ -110,6 +111,24 @@ pub enum ConfigError {
     /// A token source was given an unusable header, cookie or parameter name.
     #[error("`{0}` cannot name a token source: use a non-empty name of visible ASCII (for headers: letters, digits and '-')")]
     InvalidSourceName(String),
+    /// Remote keys were combined with other keys for the same issuer.
+    #[error("remote keys (JWKS URL or OIDC) cannot be combined with other keys of the same issuer; give them to separate issuers with .trust(Issuer::new(..).keys(..))")]
+    RemoteMixed,
+    /// A remote key URL is not https.
+    #[error("the {0} must use https; for loopback tests call .allow_http() on the Remote options")]
+    InsecureUrl(&'static str),
+    /// A remote key URL cannot be parsed.
+    #[error("the {0} is not a valid URL")]
+    InvalidUrl(&'static str),
+    /// A remote option is out of range.
+    #[error("remote key options out of range: the fetch timeout must be above zero and the minimum TTL at most the maximum")]
+    InvalidRemoteOption,
+    /// Two trusted issuers have the same `iss`.
+    #[error("the issuer {0:?} is trusted twice; give each issuer once")]
+    DuplicateIssuer(String),
+    /// The issuer check was skipped while several issuers are trusted.
+    #[error("skip_issuer_check() cannot be used with several issuers: tokens are routed to their keys by `iss`")]
+    SkipIssuerWithSeveral,
     /// The realm or the required type contains characters that cannot be sent in a header.
     #[error("the {0} must be printable ASCII without `\"` or `\\`")]
     InvalidText(&'static str),
@@ -138,11 +157,16 @@ pub struct AuthConfig {
     pub(crate) inner: Arc<ConfigInner>,
 }
 
-pub(crate) struct ConfigInner {
-    pub(crate) keys: KeySet,
+/// Keys and audiences for one or more issuers.
+pub(crate) struct Trust {
     pub(crate) issuers: Vec<String>,
-    pub(crate) check_issuer: bool,
+    pub(crate) keys: KeySource,
     pub(crate) audiences: Vec<String>,
+}
+
+pub(crate) struct ConfigInner {
+    pub(crate) trusts: Vec<Trust>,
+    pub(crate) check_issuer: bool,
     pub(crate) check_audience: bool,
     pub(crate) leeway: i64,
     pub(crate) required_type: Option<String>,
@@ -185,12 +209,51 @@ impl AuthConfig {
     /// # }
     /// ```
     pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
-        self.validate_now(token)
+        let claims = crate::validate::validate(&self.inner, token).await?;
+        crate::validate::into_claims(claims)
     }
 
-    pub(crate) fn validate_now<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
-        let claims = crate::validate::validate(&self.inner, token)?;
-        crate::validate::into_claims(claims)
+    /// Fetches remote keys now (feature `remote`), so the first requests need not wait.
+    /// Static keys are always ready.
+    ///
+    /// # Errors
+    ///
+    /// `keys_unavailable` if a remote key set could not be fetched; requests will retry.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        #[cfg(feature = "remote")]
+        for trust in &self.inner.trusts {
+            if let KeySource::Remote(r) = &trust.keys {
+                r.fetch(false).await;
+                if !r.status().ready {
+                    return Err(r.unavailable());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `true` when every issuer has usable keys (for readiness probes).
+    pub fn is_ready(&self) -> bool {
+        self.key_status().iter().all(|s| s.ready)
+    }
+
+    /// The state of each remote key source (empty with static keys only).
+    pub fn key_status(&self) -> Vec<KeyStatus> {
+        #[cfg(feature = "remote")]
+        {
+            self.inner
+                .trusts
+                .iter()
+                .filter_map(|t| match &t.keys {
+                    KeySource::Remote(r) => Some(r.status()),
+                    KeySource::Static(_) => None,
+                })
+                .collect()
+        }
+        #[cfg(not(feature = "remote"))]
+        {
+            Vec::new()
+        }
     }
 
     /// The realm sent in `WWW-Authenticate`, if configured.
@@ -208,9 +271,13 @@ impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.inner;
         f.debug_struct("AuthConfig")
-            .field("keys", &c.keys)
-            .field("issuers", &c.issuers)
-            .field("audiences", &c.audiences)
+            .field(
+                "issuers",
+                &c.trusts
+                    .iter()
+                    .map(|t| (&t.issuers, &t.keys, &t.audiences))
+                    .collect::<Vec<_>>(),
+            )
             .field("leeway", &c.leeway)
             .field("required_type", &c.required_type)
             .field("required_claims", &c.required_claims)
@@ -227,6 +294,7 @@ impl fmt::Debug for AuthConfig {
 #[must_use]
 pub struct AuthConfigBuilder {
     keys: Keys,
+    trusts: Vec<Issuer>,
     issuers: Vec<String>,
     skip_issuer: bool,
     audiences: Vec<String>,
@@ -246,6 +314,7 @@ impl Default for AuthConfigBuilder {
     fn default() -> Self {
         AuthConfigBuilder {
             keys: Keys::default(),
+            trusts: Vec::new(),
             issuers: Vec::new(),
             skip_issuer: false,
             audiences: Vec::new(),
@@ -281,7 +350,27 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Adds an accepted issuer: `iss` must equal one of them exactly.
+    /// Trusts another issuer with its own keys (and audiences, else those of
+    /// [`audience`](AuthConfigBuilder::audience)). A token is routed to its issuer's keys by
+    /// its `iss`; keys are looked up per issuer, never across issuers.
+    ///
+    /// ```
+    /// use tower_token_auth::{AuthConfig, Issuer, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .trust(Issuer::new("https://a.example").keys(Keys::hmac([1u8; 32])))
+    ///     .trust(Issuer::new("https://b.example").keys(Keys::hmac([2u8; 32])).audience("api-b"))
+    ///     .audience("api")
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn trust(mut self, issuer: Issuer) -> Self {
+        self.trusts.push(issuer);
+        self
+    }
+
+    /// Adds an accepted issuer for the keys given with [`keys`](AuthConfigBuilder::keys):
+    /// `iss` must equal one of them exactly.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
         self
@@ -408,14 +497,8 @@ impl AuthConfigBuilder {
     /// sent in a header.
     pub fn build(self) -> Result<AuthConfig, ConfigError> {
         crate::crypto::install_default_provider();
-        if self.keys.is_empty() {
+        if self.keys.is_empty() && self.trusts.is_empty() {
             return Err(ConfigError::NoKeys);
-        }
-        if self.issuers.is_empty() && !self.skip_issuer {
-            return Err(ConfigError::NoIssuer);
-        }
-        if self.audiences.is_empty() && !self.skip_audience {
-            return Err(ConfigError::NoAudience);
         }
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::LeewayTooLarge(self.leeway.as_secs()));
@@ -433,23 +516,71 @@ impl AuthConfigBuilder {
                 return Err(ConfigError::InvalidText("required type"));
             }
         }
+        for source in &self.sources {
+            source.check()?;
+        }
         let allowed = match &self.algorithms {
             Some(list) => AlgSet::of(list.iter().copied()),
             None => AlgSet::all(),
         };
-        let keys = KeySet::build(&self.keys, allowed)?;
-        if keys.len() == 0 {
-            return Err(ConfigError::NoUsableKey);
+
+        // The builder's own keys and issuers form the first trust; `.trust(..)` adds more.
+        let mut specs: Vec<(Vec<String>, &Keys, Vec<String>)> = Vec::new();
+        if !self.keys.is_empty() {
+            let mut issuers = self.issuers.clone();
+            if issuers.is_empty() {
+                if let Some(iss) = self.keys.oidc_issuer() {
+                    issuers.push(iss);
+                }
+            }
+            specs.push((issuers, &self.keys, self.audiences.clone()));
+        } else if !self.issuers.is_empty() {
+            return Err(ConfigError::NoKeys);
+        }
+        for t in &self.trusts {
+            let audiences = if t.audiences.is_empty() {
+                self.audiences.clone()
+            } else {
+                t.audiences.clone()
+            };
+            specs.push((vec![t.issuer.clone()], &t.keys, audiences));
+        }
+        if specs.len() > 1 && self.skip_issuer {
+            return Err(ConfigError::SkipIssuerWithSeveral);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut trusts = Vec::with_capacity(specs.len());
+        let mut verifiable = AlgSet::default();
+        for (issuers, keys, audiences) in specs {
+            if issuers.is_empty() && !self.skip_issuer {
+                return Err(ConfigError::NoIssuer);
+            }
+            if audiences.is_empty() && !self.skip_audience {
+                return Err(ConfigError::NoAudience);
+            }
+            for iss in &issuers {
+                if !seen.insert(iss.clone()) {
+                    return Err(ConfigError::DuplicateIssuer(iss.clone()));
+                }
+            }
+            let keys = KeySource::build(keys, allowed, &self.clock)?;
+            verifiable = verifiable.or(keys.algorithms(allowed));
+            trusts.push(Trust {
+                issuers,
+                keys,
+                audiences: if self.skip_audience {
+                    Vec::new()
+                } else {
+                    audiences
+                },
+            });
         }
         if let Some(list) = &self.algorithms {
             for alg in list {
-                if !keys.algorithms().contains(*alg) {
+                if !verifiable.contains(*alg) {
                     return Err(ConfigError::AlgorithmWithoutKey(*alg));
                 }
             }
-        }
-        for source in &self.sources {
-            source.check()?;
         }
         let sources = if self.sources.is_empty() {
             vec![Arc::new(Bearer) as Arc<dyn TokenSource>]
@@ -459,11 +590,9 @@ impl AuthConfigBuilder {
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(300);
         Ok(AuthConfig {
             inner: Arc::new(ConfigInner {
-                keys,
-                check_issuer: !self.issuers.is_empty(),
-                issuers: self.issuers,
-                check_audience: !self.audiences.is_empty(),
-                audiences: self.audiences,
+                check_issuer: !self.skip_issuer,
+                check_audience: !self.skip_audience,
+                trusts,
                 leeway,
                 required_type: self.required_type,
                 required_claims: self.required_claims,
@@ -474,6 +603,46 @@ impl AuthConfigBuilder {
                 realm: self.realm,
             }),
         })
+    }
+}
+
+/// An issuer trusted with its own keys; see [`AuthConfigBuilder::trust`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Issuer {
+    issuer: String,
+    keys: Keys,
+    audiences: Vec<String>,
+}
+
+impl Issuer {
+    /// An issuer (the exact `iss` value). Give it keys with [`keys`](Issuer::keys).
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Issuer {
+            issuer: issuer.into(),
+            keys: Keys::default(),
+            audiences: Vec::new(),
+        }
+    }
+
+    /// An OpenID Connect issuer whose keys are found by discovery (feature `remote`).
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn oidc(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        Issuer::new(issuer.clone()).keys(Keys::remote_oidc(issuer))
+    }
+
+    /// Adds keys of this issuer.
+    pub fn keys(mut self, keys: Keys) -> Self {
+        self.keys = std::mem::take(&mut self.keys).and(keys);
+        self
+    }
+
+    /// Adds an audience accepted for this issuer's tokens (default: the configuration's).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
     }
 }
 

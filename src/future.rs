@@ -2,64 +2,116 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
-use http::Response;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+
+use crate::error::AuthError;
+use crate::response::Responder;
+use crate::service::{finish, Checked, Held};
+use crate::validate::ClaimsMap;
+
+/// A validation that waits for remote keys (boxed: it only exists on the slow path).
+pub(crate) type CheckFuture =
+    Pin<Box<dyn Future<Output = Result<ClaimsMap, AuthError>> + Send + 'static>>;
 
 pin_project! {
-    /// The response future of [`TokenAuth`](crate::TokenAuth): the inner service's future, or
-    /// a ready rejection.
-    pub struct ResponseFuture<F, B> {
+    /// The response future of [`TokenAuth`](crate::TokenAuth): the inner service's future, a
+    /// ready rejection, or (with remote keys) a validation waiting for a key fetch.
+    pub struct ResponseFuture<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
         #[pin]
-        kind: Kind<F, B>,
+        kind: Kind<S, ReqBody, T, R>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
-        Inner { #[pin] fut: F },
-        Rejected { response: Option<Response<B>> },
+    enum Kind<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Inner { #[pin] fut: S::Future },
+        Rejected { response: Option<S::Response> },
+        Checking { check: CheckFuture, held: Option<(S, Held<ReqBody, T, R>)> },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn inner(fut: F) -> Self {
+impl<S, ReqBody, T, R> ResponseFuture<S, ReqBody, T, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn inner(fut: S::Future) -> Self {
         ResponseFuture {
             kind: Kind::Inner { fut },
         }
     }
 
-    pub(crate) fn rejected(response: Response<B>) -> Self {
+    pub(crate) fn rejected(response: S::Response) -> Self {
         ResponseFuture {
             kind: Kind::Rejected {
                 response: Some(response),
             },
         }
     }
-}
 
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { fut } => fut.poll(cx),
-            KindProj::Rejected { response } => match response.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                // Polled after completion: a contract violation by the caller; stay pending
-                // rather than panic.
-                None => Poll::Pending,
+    pub(crate) fn checking(check: CheckFuture, inner: S, held: Held<ReqBody, T, R>) -> Self {
+        ResponseFuture {
+            kind: Kind::Checking {
+                check,
+                held: Some((inner, held)),
             },
         }
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<S, ReqBody, ResBody, T, R> Future for ResponseFuture<S, ReqBody, T, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+    R: Responder<ResBody>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().kind.project() {
+                KindProj::Inner { fut } => return fut.poll(cx),
+                KindProj::Rejected { response } => {
+                    return match response.take() {
+                        Some(r) => Poll::Ready(Ok(r)),
+                        // Polled after completion: a contract violation by the caller; stay
+                        // pending rather than panic.
+                        None => Poll::Pending,
+                    };
+                }
+                KindProj::Checking { check, held } => {
+                    let result = ready!(check.as_mut().poll(cx));
+                    let Some((mut inner, held)) = held.take() else {
+                        return Poll::Pending;
+                    };
+                    match finish(Checked::Validated(result), held, &mut inner) {
+                        Ok(fut) => Kind::Inner { fut },
+                        Err(response) => Kind::Rejected {
+                            response: Some(response),
+                        },
+                    }
+                }
+            };
+            self.as_mut().project().kind.set(next);
+        }
+    }
+}
+
+impl<S, ReqBody, T, R> std::fmt::Debug for ResponseFuture<S, ReqBody, T, R>
+where
+    S: Service<Request<ReqBody>>,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

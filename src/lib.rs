@@ -79,13 +79,13 @@ mod validate;
 pub use claims::ClaimsRejection;
 pub use claims::{Claims, StandardClaims};
 pub use config::{
-    AuthConfig, AuthConfigBuilder, ClaimError, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN,
-    MAX_LEEWAY,
+    AuthConfig, AuthConfigBuilder, ClaimError, ConfigError, Issuer, DEFAULT_LEEWAY,
+    DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY,
 };
 pub use error::{AuthError, Problem, Reason, TokenFacts};
 pub use future::ResponseFuture;
 pub use jsonwebtoken::Algorithm;
-pub use keys::Keys;
+pub use keys::{KeyStatus, Keys};
 pub use layer::TokenAuthLayer;
 pub use response::{DefaultResponder, Responder};
 pub use service::TokenAuth;

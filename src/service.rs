@@ -13,10 +13,11 @@ use tower_service::Service;
 use crate::claims::{Claims, LayerMarker};
 use crate::config::AuthConfig;
 use crate::error::{AuthError, Reason};
-use crate::future::ResponseFuture;
+use crate::future::{CheckFuture, ResponseFuture};
 use crate::layer::{Mode, TokenAuthLayer};
 use crate::response::Responder;
 use crate::source::find_token;
+use crate::validate::{into_claims, validate_step, ClaimsMap, Step};
 
 /// The service built by [`TokenAuthLayer`]; see there.
 pub struct TokenAuth<S, T, R> {
@@ -71,84 +72,146 @@ impl<S: fmt::Debug, T, R: fmt::Debug> fmt::Debug for TokenAuth<S, T, R> {
     }
 }
 
-enum Outcome<T> {
-    Authenticated(T),
-    Anonymous(Option<AuthError>),
-    Rejected(AuthError),
+/// What the request holds while a validation waits for remote keys.
+pub(crate) struct Held<ReqBody, T, R> {
+    parts: Parts,
+    body: ReqBody,
+    responder: R,
+    mode: Mode,
+    realm: Option<Arc<str>>,
+    source: &'static str,
+    _claims: PhantomData<fn() -> T>,
 }
 
-impl<S, T, R> TokenAuth<S, T, R>
-where
-    T: DeserializeOwned,
-{
-    fn authenticate(&self, parts: &Parts) -> Outcome<T> {
-        let cfg = &self.config.inner;
-        let found = match find_token(&cfg.sources, parts) {
-            Ok(found) => found,
-            Err(e) => return self.invalid(e),
-        };
-        let Some((token, source)) = found else {
-            return match self.mode {
-                Mode::Required => Outcome::Rejected(AuthError::new(Reason::Missing)),
-                Mode::Optional | Mode::AnonymousOnInvalid => Outcome::Anonymous(None),
-            };
-        };
-        match self.config.validate_now::<T>(&token) {
-            Ok(claims) => Outcome::Authenticated(claims),
-            Err(e) => self.invalid(e.with_source_label(source)),
-        }
-    }
-
-    fn invalid(&self, e: AuthError) -> Outcome<T> {
-        if self.mode == Mode::AnonymousOnInvalid && !e.reason().is_unavailable() {
-            log_rejection(&e, None, true);
-            Outcome::Anonymous(Some(e))
-        } else {
-            Outcome::Rejected(e)
-        }
-    }
+/// The result of looking for and validating the token.
+pub(crate) enum Checked {
+    /// No token was found, or the sources refused the request.
+    NoToken(Result<(), AuthError>),
+    /// A token was validated.
+    Validated(Result<ClaimsMap, AuthError>),
 }
 
-impl<S, T, R, ReqBody, ResBody> Service<Request<ReqBody>> for TokenAuth<S, T, R>
+/// Turns the check into either the inner service's future (claims inserted) or a rejection.
+pub(crate) fn finish<S, ReqBody, ResBody, T, R>(
+    checked: Checked,
+    held: Held<ReqBody, T, R>,
+    inner: &mut S,
+) -> Result<S::Future, Response<ResBody>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     T: DeserializeOwned + Clone + Send + Sync + 'static,
     R: Responder<ResBody>,
 {
+    let Held {
+        mut parts,
+        body,
+        responder,
+        mode,
+        realm,
+        source,
+        ..
+    } = held;
+    let result: Result<Option<T>, AuthError> = match checked {
+        Checked::NoToken(Ok(())) => match mode {
+            Mode::Required => Err(AuthError::new(Reason::Missing)),
+            Mode::Optional | Mode::AnonymousOnInvalid => Ok(None),
+        },
+        Checked::NoToken(Err(e)) => Err(e),
+        Checked::Validated(r) => r
+            .and_then(into_claims::<T>)
+            .map(Some)
+            .map_err(|e| e.with_source_label(source)),
+    };
+    let marker = |authenticated| LayerMarker {
+        claims_type: std::any::type_name::<T>(),
+        authenticated,
+        realm: realm.clone(),
+    };
+    match result {
+        Ok(Some(claims)) => {
+            parts.extensions.insert(marker(true));
+            parts.extensions.insert(Claims(claims));
+        }
+        Ok(None) => {
+            parts.extensions.insert(marker(false));
+        }
+        Err(err)
+            if mode == Mode::AnonymousOnInvalid
+                && !err.is_missing()
+                && !err.reason().is_unavailable() =>
+        {
+            log_rejection(&err, Some(&parts), true);
+            parts.extensions.insert(marker(false));
+            parts.extensions.insert(err);
+        }
+        Err(err) => {
+            log_rejection(&err, Some(&parts), false);
+            let mut response = responder.respond(&err, &parts);
+            response.extensions_mut().insert(err);
+            return Err(response);
+        }
+    }
+    Ok(inner.call(Request::from_parts(parts, body)))
+}
+
+impl<S, T, R, ReqBody, ResBody> Service<Request<ReqBody>> for TokenAuth<S, T, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+    R: Responder<ResBody>,
+{
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, ReqBody, T, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        let marker = |authenticated| LayerMarker {
-            claims_type: std::any::type_name::<T>(),
-            authenticated,
-            realm: self.realm.clone(),
+        let (parts, body) = req.into_parts();
+        let cfg = &self.config.inner;
+        let (checked, source, pending) = match find_token(&cfg.sources, &parts) {
+            Err(e) => (Checked::NoToken(Err(e)), "", None),
+            Ok(None) => (Checked::NoToken(Ok(())), "", None),
+            Ok(Some((token, source))) => match validate_step(cfg, &token, true) {
+                Step::Done(r) => (Checked::Validated(r), source, None),
+                Step::Wait(pending) => (
+                    Checked::NoToken(Ok(())),
+                    source,
+                    Some((pending, token.into_owned())),
+                ),
+            },
         };
-        match self.authenticate(&parts) {
-            Outcome::Authenticated(claims) => {
-                parts.extensions.insert(marker(true));
-                parts.extensions.insert(Claims(claims));
-            }
-            Outcome::Anonymous(err) => {
-                parts.extensions.insert(marker(false));
-                if let Some(err) = err {
-                    parts.extensions.insert(err);
+        let held = Held {
+            parts,
+            body,
+            responder: self.responder.clone(),
+            mode: self.mode,
+            realm: self.realm.clone(),
+            source,
+            _claims: PhantomData,
+        };
+        if let Some((pending, token)) = pending {
+            // The service that was polled ready is the one that must be called: keep it and
+            // leave a clone in its place (tower's "be careful when cloning inner services").
+            // Only this slow path clones.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            let config = self.config.clone();
+            let check: CheckFuture = Box::pin(async move {
+                pending.run().await;
+                match validate_step(&config.inner, &token, false) {
+                    Step::Done(r) => r,
+                    Step::Wait(_) => Err(AuthError::new(Reason::KeysUnavailable)),
                 }
-            }
-            Outcome::Rejected(err) => {
-                log_rejection(&err, Some(&parts), false);
-                let mut response = self.responder.respond(&err, &parts);
-                response.extensions_mut().insert(err);
-                return ResponseFuture::rejected(response);
-            }
+            });
+            return ResponseFuture::checking(check, inner, held);
         }
-        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+        match finish(checked, held, &mut self.inner) {
+            Ok(fut) => ResponseFuture::inner(fut),
+            Err(response) => ResponseFuture::rejected(response),
+        }
     }
 }
 

@@ -15,10 +15,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{normalize_type, ConfigInner};
+use crate::config::{normalize_type, ConfigInner, Trust};
 use crate::crypto::{self, VerifyError};
 use crate::error::{cap, AuthError, Problem, Reason, TokenFacts};
-use crate::keys::Lookup;
+use crate::keys::{KeySet, KeySource, Lookup};
 
 /// The JOSE header, read strictly. `jku`, `x5u`, `jwk` and `x5c` are read only to be ignored:
 /// keys never come from the token.
@@ -58,20 +58,92 @@ fn is_b64url(seg: &[u8]) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
 }
 
-/// Validates `token` against the configuration and returns its claims.
-pub(crate) fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
+/// A remote key set the validation must wait for before it can finish.
+#[cfg(feature = "remote")]
+pub(crate) struct Pending {
+    remote: std::sync::Arc<crate::keys::remote::RemoteKeys>,
+    action: FetchAction,
+}
+
+/// Without remote keys, validation never waits.
+#[cfg(not(feature = "remote"))]
+pub(crate) enum Pending {}
+
+#[cfg(feature = "remote")]
+enum FetchAction {
+    /// Fetch (single-flight), counted as an unknown-`kid` refetch or not.
+    Fetch { unknown_kid: bool },
+    /// Wait for the fetch already running.
+    Wait,
+}
+
+impl Pending {
+    /// Does the fetch or the wait.
+    pub(crate) async fn run(self) {
+        #[cfg(feature = "remote")]
+        match self.action {
+            FetchAction::Fetch { unknown_kid } => self.remote.fetch(unknown_kid).await,
+            FetchAction::Wait => self.remote.wait_in_flight().await,
+        }
+    }
+}
+
+/// The outcome of one synchronous validation pass.
+pub(crate) enum Step {
+    Done(Result<ClaimsMap, AuthError>),
+    /// Keys must be fetched first; run the pending work, then validate again with
+    /// `may_fetch: false`.
+    Wait(Pending),
+}
+
+/// Validates `token` against the configuration and returns its claims, fetching remote keys
+/// when needed.
+pub(crate) async fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
+    match validate_step(cfg, token, true) {
+        Step::Done(r) => r,
+        Step::Wait(pending) => {
+            pending.run().await;
+            match validate_step(cfg, token, false) {
+                Step::Done(r) => r,
+                Step::Wait(_) => Err(AuthError::new(Reason::KeysUnavailable)),
+            }
+        }
+    }
+}
+
+/// One synchronous pass. With `may_fetch`, a pass that needs remote keys returns
+/// [`Step::Wait`] instead of failing.
+pub(crate) fn validate_step(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Step {
+    match validate_inner(cfg, token, may_fetch) {
+        Ok(claims) => Step::Done(Ok(claims)),
+        Err(Flow::Reject(e)) => Step::Done(Err(e)),
+        Err(Flow::Wait(p)) => Step::Wait(p),
+    }
+}
+
+enum Flow {
+    Reject(AuthError),
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    Wait(Pending),
+}
+
+impl From<AuthError> for Flow {
+    fn from(e: AuthError) -> Self {
+        Flow::Reject(e)
+    }
+}
+
+fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<ClaimsMap, Flow> {
     if token.len() > cfg.max_token_len {
-        return Err(AuthError::new(Reason::TooLarge));
+        return Err(AuthError::new(Reason::TooLarge).into());
     }
     let bytes = token.as_bytes();
     // Three segments, found with at most three scans for '.', whatever the token holds.
     let Some(d1) = memchr(b'.', bytes, 0) else {
-        return Err(AuthError::malformed("not a JWT: no '.' separated segments"));
+        return Err(AuthError::malformed("not a JWT: no '.' separated segments").into());
     };
     let Some(d2) = memchr(b'.', bytes, d1 + 1) else {
-        return Err(AuthError::malformed(
-            "not a JWT: two segments, expected three",
-        ));
+        return Err(AuthError::malformed("not a JWT: two segments, expected three").into());
     };
     if let Some(d3) = memchr(b'.', bytes, d2 + 1) {
         let jwe =
@@ -80,25 +152,26 @@ pub(crate) fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, Auth
             "encrypted tokens (JWE) are not supported"
         } else {
             "too many segments"
-        }));
+        })
+        .into());
     }
     let (h64, p64, s64) = (&bytes[..d1], &bytes[d1 + 1..d2], &bytes[d2 + 1..]);
     if h64.is_empty() || p64.is_empty() {
-        return Err(AuthError::malformed("empty header or payload segment"));
+        return Err(AuthError::malformed("empty header or payload segment").into());
     }
     if !is_b64url(h64) || !is_b64url(p64) || !is_b64url(s64) {
-        return Err(AuthError::malformed("segments must be unpadded base64url"));
+        return Err(AuthError::malformed("segments must be unpadded base64url").into());
     }
     let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
-        return Err(AuthError::malformed("header is not base64url"));
+        return Err(AuthError::malformed("header is not base64url").into());
     };
     // RFC 7515 §4: the header is a JSON object (serde would also fill the struct from an array).
     if header_json.trim_ascii_start().first() != Some(&b'{') {
-        return Err(AuthError::malformed("header is not a JSON object"));
+        return Err(AuthError::malformed("header is not a JSON object").into());
     }
     let header: RawHeader<'_> = match serde_json::from_slice(&header_json) {
         Ok(h) => h,
-        Err(_) => return Err(AuthError::malformed("header is not a JSON object with alg")),
+        Err(_) => return Err(AuthError::malformed("header is not a JSON object with alg").into()),
     };
 
     let mut problems: Vec<Problem> = Vec::new();
@@ -120,12 +193,10 @@ pub(crate) fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, Auth
             "unsupported critical header parameter",
         ));
     }
-
     let alg: Option<Algorithm> = header.alg.parse().ok();
     if alg.is_none() {
         problems.push(Problem::about(Reason::AlgNotAllowed, "alg"));
     }
-
     if let Some(required) = &cfg.required_type {
         match header.typ.as_deref() {
             Some(typ) if normalize_type(typ) == *required => {}
@@ -133,11 +204,41 @@ pub(crate) fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, Auth
         }
     }
 
+    // Claims, parsed once: `iss` routes the token to its issuer's keys.
+    let now = cfg.clock.now();
+    let claims: Option<ClaimsMap> = match URL_SAFE_NO_PAD.decode(p64) {
+        Ok(json) => serde_json::from_slice::<ClaimsMap>(&json).ok(),
+        Err(_) => None,
+    };
+    let iss = claims
+        .as_ref()
+        .and_then(|c| c.get("iss"))
+        .and_then(Value::as_str);
+    let trust = match (cfg.check_issuer, iss) {
+        (false, _) => cfg.trusts.first(),
+        (true, Some(iss)) => cfg
+            .trusts
+            .iter()
+            .find(|t| t.issuers.iter().any(|i| i == iss)),
+        (true, None) => None,
+    };
+    // With one issuer, an unknown `iss` is still checked against its keys, so a forged
+    // token is reported as such; with several, there is no key to check against.
+    let trust = trust.or(if cfg.trusts.len() == 1 {
+        cfg.trusts.first()
+    } else {
+        None
+    });
+
     // Key and signature.
-    if let Some(alg) = alg {
-        match cfg.keys.lookup(header.kid.as_deref(), alg) {
+    if let (Some(alg), Some(trust)) = (alg, trust) {
+        let set = current_set(trust, may_fetch)?;
+        match set.lookup(header.kid.as_deref(), alg) {
             Lookup::AlgNotAllowed => problems.push(Problem::about(Reason::AlgNotAllowed, "alg")),
-            Lookup::UnknownKey => problems.push(Problem::about(Reason::UnknownKey, "kid")),
+            Lookup::UnknownKey => {
+                on_unknown_kid(trust, header.kid.as_deref(), may_fetch)?;
+                problems.push(Problem::about(Reason::UnknownKey, "kid"));
+            }
             Lookup::Found(key) => match URL_SAFE_NO_PAD.decode(s64) {
                 Ok(sig) if !sig.is_empty() => {
                     let message = &bytes[..d2];
@@ -162,26 +263,86 @@ pub(crate) fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, Auth
         }
     }
 
-    // Claims.
-    let now = cfg.clock.now();
-    let claims: Option<ClaimsMap> = match URL_SAFE_NO_PAD.decode(p64) {
-        Ok(json) => serde_json::from_slice::<ClaimsMap>(&json).ok(),
-        Err(_) => None,
-    };
     let Some(claims) = claims else {
         problems.push(Problem::about(
             Reason::Malformed,
             "payload is not a JSON object",
         ));
-        return Err(reject(problems, &header, None, cfg, now));
+        return Err(reject(problems, &header, None, cfg, trust, now).into());
     };
-    check_claims(cfg, &claims, now, &mut problems);
+    check_claims(cfg, trust, &claims, now, &mut problems);
 
     if problems.is_empty() {
         Ok(claims)
     } else {
-        Err(reject(problems, &header, Some(&claims), cfg, now))
+        Err(reject(problems, &header, Some(&claims), cfg, trust, now).into())
     }
+}
+
+/// The key set of a trust: borrowed for static keys, the current snapshot for remote ones.
+enum SetRef<'a> {
+    Borrowed(&'a KeySet),
+    #[cfg(feature = "remote")]
+    Owned(std::sync::Arc<KeySet>),
+}
+
+impl std::ops::Deref for SetRef<'_> {
+    type Target = KeySet;
+    fn deref(&self) -> &KeySet {
+        match self {
+            SetRef::Borrowed(s) => s,
+            #[cfg(feature = "remote")]
+            SetRef::Owned(s) => s,
+        }
+    }
+}
+
+/// The keys to check against now, or what must be waited for first.
+fn current_set(trust: &Trust, may_fetch: bool) -> Result<SetRef<'_>, Flow> {
+    match &trust.keys {
+        KeySource::Static(set) => {
+            let _ = may_fetch;
+            Ok(SetRef::Borrowed(set))
+        }
+        #[cfg(feature = "remote")]
+        KeySource::Remote(remote) => match remote.snapshot() {
+            crate::keys::remote::Snapshot::Keys(set) => Ok(SetRef::Owned(set)),
+            crate::keys::remote::Snapshot::Unavailable => {
+                if may_fetch && remote.claim_unavailable_fetch() {
+                    return Err(wait(remote, FetchAction::Fetch { unknown_kid: false }));
+                }
+                if may_fetch && remote.fetch_in_flight() {
+                    return Err(wait(remote, FetchAction::Wait));
+                }
+                Err(Flow::Reject(remote.unavailable()))
+            }
+        },
+    }
+}
+
+/// An unknown `kid` on a remote source: refetch once per cool-down, or join a running fetch.
+fn on_unknown_kid(trust: &Trust, kid: Option<&str>, may_fetch: bool) -> Result<(), Flow> {
+    #[cfg(feature = "remote")]
+    if let KeySource::Remote(remote) = &trust.keys {
+        if may_fetch && kid.is_some() {
+            if remote.claim_refetch() {
+                return Err(wait(remote, FetchAction::Fetch { unknown_kid: true }));
+            }
+            if remote.fetch_in_flight() {
+                return Err(wait(remote, FetchAction::Wait));
+            }
+        }
+    }
+    let _ = (trust, kid, may_fetch);
+    Ok(())
+}
+
+#[cfg(feature = "remote")]
+fn wait(remote: &std::sync::Arc<crate::keys::remote::RemoteKeys>, action: FetchAction) -> Flow {
+    Flow::Wait(Pending {
+        remote: std::sync::Arc::clone(remote),
+        action,
+    })
 }
 
 fn memchr(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
@@ -212,7 +373,13 @@ pub(crate) fn numeric_date(v: &Value) -> Option<i64> {
     DATE_RANGE.contains(&secs).then_some(secs)
 }
 
-fn check_claims(cfg: &ConfigInner, claims: &ClaimsMap, now: i64, problems: &mut Vec<Problem>) {
+fn check_claims(
+    cfg: &ConfigInner,
+    trust: Option<&Trust>,
+    claims: &ClaimsMap,
+    now: i64,
+    problems: &mut Vec<Problem>,
+) {
     match claims.get("exp") {
         None | Some(Value::Null) => problems.push(Problem::about(Reason::MissingClaim, "exp")),
         Some(v) => match numeric_date(v) {
@@ -242,18 +409,19 @@ fn check_claims(cfg: &ConfigInner, claims: &ClaimsMap, now: i64, problems: &mut 
         match claims.get("iss") {
             None | Some(Value::Null) => problems.push(Problem::about(Reason::MissingClaim, "iss")),
             Some(Value::String(iss)) => {
-                if !cfg.issuers.iter().any(|i| i == iss) {
+                if !trust.is_some_and(|t| t.issuers.iter().any(|i| i == iss)) {
                     problems.push(Problem::about(Reason::WrongIssuer, "iss"));
                 }
             }
             Some(_) => problems.push(Problem::about(Reason::InvalidClaim, "iss")),
         }
     }
-    if cfg.check_audience {
+    let audiences: &[String] = trust.map(|t| t.audiences.as_slice()).unwrap_or(&[]);
+    if cfg.check_audience && trust.is_some() {
         match claims.get("aud") {
             None | Some(Value::Null) => problems.push(Problem::about(Reason::MissingClaim, "aud")),
             Some(Value::String(aud)) => {
-                if !cfg.audiences.iter().any(|a| a == aud) {
+                if !audiences.iter().any(|a| a == aud) {
                     problems.push(Problem::about(Reason::WrongAudience, "aud"));
                 }
             }
@@ -263,7 +431,7 @@ fn check_claims(cfg: &ConfigInner, claims: &ClaimsMap, now: i64, problems: &mut 
                 } else if !list
                     .iter()
                     .filter_map(Value::as_str)
-                    .any(|aud| cfg.audiences.iter().any(|a| a == aud))
+                    .any(|aud| audiences.iter().any(|a| a == aud))
                 {
                     problems.push(Problem::about(Reason::WrongAudience, "aud"));
                 }
@@ -298,6 +466,7 @@ fn reject(
     header: &RawHeader<'_>,
     claims: Option<&ClaimsMap>,
     cfg: &ConfigInner,
+    trust: Option<&Trust>,
     now: i64,
 ) -> AuthError {
     let mut facts = TokenFacts {
@@ -305,8 +474,12 @@ fn reject(
         kid: header.kid.as_deref().map(cap),
         typ: header.typ.as_deref().map(cap),
         checked_at: Some(now),
-        expected_issuers: cfg.issuers.clone(),
-        expected_audiences: cfg.audiences.clone(),
+        expected_issuers: cfg
+            .trusts
+            .iter()
+            .flat_map(|t| t.issuers.iter().cloned())
+            .collect(),
+        expected_audiences: trust.map(|t| t.audiences.clone()).unwrap_or_default(),
         ..TokenFacts::default()
     };
     if let Some(claims) = claims {

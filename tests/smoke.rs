@@ -73,3 +73,24 @@ async fn smoke() {
         println!("{}", String::from_utf8_lossy(&body));
     }
 }
+
+#[tokio::test]
+async fn test_key_jwks_verify_their_tokens() {
+    let keys = [
+        TestKey::rs256().with_kid("r"),
+        TestKey::es256().with_kid("e"),
+        TestKey::es384().with_kid("e3"),
+        TestKey::ed25519().with_kid("d"),
+    ];
+    let refs: Vec<&TestKey> = keys.iter().collect();
+    let cfg = AuthConfig::builder()
+        .keys(tower_token_auth::Keys::jwks_json(TestKey::jwks(&refs)))
+        .issuer("iss")
+        .audience("aud")
+        .build()
+        .unwrap();
+    for key in &keys {
+        let tok = key.token().issuer("iss").audience("aud").sign();
+        cfg.validate::<StandardClaims>(&tok).await.unwrap();
+    }
+}

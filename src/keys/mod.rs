@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -77,6 +78,8 @@ enum Material {
     EdDer(Vec<u8>),
     Jwk(String),
     JwkSet(String),
+    #[cfg(feature = "remote")]
+    Remote(Box<remote::Remote>),
 }
 
 impl Material {
@@ -91,6 +94,8 @@ impl Material {
             Material::EdDer(_) => "Ed25519 DER key",
             Material::Jwk(_) => "JWK",
             Material::JwkSet(_) => "JWK set",
+            #[cfg(feature = "remote")]
+            Material::Remote(_) => "remote key set",
         }
     }
 }
@@ -158,6 +163,44 @@ impl Keys {
         Keys::one(Material::JwkSet(json.into()))
     }
 
+    /// Keys fetched from a JWKS URL (feature `remote`), with the default options of
+    /// [`Remote`](remote::Remote): https only, 5 s fetch timeout, 10 min TTL, refetch on
+    /// unknown `kid` at most every 30 s, stale keys served up to 1 h while the provider is
+    /// down.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn jwks_url(url: impl Into<String>) -> Self {
+        Keys::remote(remote::Remote::jwks_url(url))
+    }
+
+    /// Keys of an OpenID Connect issuer, found by discovery (feature `remote`). When the
+    /// configuration names no issuer, this one is used for `iss`.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn remote_oidc(issuer: impl Into<String>) -> Self {
+        Keys::remote(remote::Remote::oidc(issuer))
+    }
+
+    /// Remote keys with chosen options (feature `remote`); see [`Remote`](remote::Remote).
+    /// Remote keys cannot be combined with other keys for the same issuer.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn remote(remote: remote::Remote) -> Self {
+        Keys::one(Material::Remote(Box::new(remote)))
+    }
+
+    /// The OIDC issuer, if these keys are exactly one discovery source.
+    pub(crate) fn oidc_issuer(&self) -> Option<String> {
+        match self.specs.as_slice() {
+            #[cfg(feature = "remote")]
+            [KeySpec {
+                material: Material::Remote(r),
+                ..
+            }] => r.oidc_issuer().map(str::to_owned),
+            _ => None,
+        }
+    }
+
     /// Adds the keys of `other`.
     #[must_use]
     pub fn and(mut self, other: Keys) -> Self {
@@ -201,6 +244,83 @@ impl fmt::Debug for Keys {
             ));
         }
         list.finish()
+    }
+}
+
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub mod remote;
+
+/// The state of a remote key source, for readiness checks and dashboards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyStatus {
+    /// The JWKS URL or OIDC issuer.
+    pub source: String,
+    /// `true` if usable keys are loaded (fresh or stale within the bound).
+    pub ready: bool,
+    /// Number of keys in the current set.
+    pub keys: usize,
+    /// Seconds since the current set was fetched.
+    pub age_secs: Option<i64>,
+    /// `true` if the set is past its time to live (a refresh is failing).
+    pub stale: bool,
+    /// Successful fetches so far.
+    pub fetch_ok: u64,
+    /// Failed fetches so far.
+    pub fetch_error: u64,
+    /// Refetches caused by unknown `kid`s so far.
+    pub unknown_kid_refetch: u64,
+    /// Requests served with stale keys so far.
+    pub stale_served: u64,
+}
+
+/// Where a trust's keys come from.
+#[derive(Debug)]
+pub(crate) enum KeySource {
+    Static(Arc<KeySet>),
+    #[cfg(feature = "remote")]
+    Remote(Arc<remote::RemoteKeys>),
+}
+
+impl KeySource {
+    pub(crate) fn build(
+        keys: &Keys,
+        allowed: AlgSet,
+        clock: &Arc<dyn crate::clock::Clock>,
+    ) -> Result<KeySource, ConfigError> {
+        #[cfg(feature = "remote")]
+        {
+            let remotes = keys
+                .specs
+                .iter()
+                .filter(|s| matches!(s.material, Material::Remote(_)))
+                .count();
+            if remotes > 0 {
+                if keys.specs.len() > 1 {
+                    return Err(ConfigError::RemoteMixed);
+                }
+                if let Material::Remote(r) = &keys.specs[0].material {
+                    return Ok(KeySource::Remote(r.build(allowed, Arc::clone(clock))?));
+                }
+            }
+        }
+        let _ = clock;
+        let set = KeySet::build(keys, allowed)?;
+        if set.len() == 0 {
+            return Err(ConfigError::NoUsableKey);
+        }
+        Ok(KeySource::Static(Arc::new(set)))
+    }
+
+    /// Algorithms the source can verify (all allowed ones for remote sources).
+    pub(crate) fn algorithms(&self, allowed: AlgSet) -> AlgSet {
+        let _ = allowed;
+        match self {
+            KeySource::Static(set) => set.algorithms(),
+            #[cfg(feature = "remote")]
+            KeySource::Remote(_) => allowed,
+        }
     }
 }
 
@@ -301,6 +421,15 @@ impl KeySet {
         for spec in &keys.specs {
             resolve(spec, &mut out)?;
         }
+        KeySet::from_keys(out, allowed)
+    }
+
+    /// Indexes resolved keys, narrowing every key by `allowed` and dropping those left with
+    /// no algorithm.
+    pub(crate) fn from_keys(
+        out: Vec<VerifyingKey>,
+        allowed: AlgSet,
+    ) -> Result<KeySet, ConfigError> {
         let mut set = KeySet::default();
         for mut key in out {
             let before = key.algorithms;
@@ -547,6 +676,8 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
                 Err(fix) => return Err(invalid(fix)),
             }
         }
+        #[cfg(feature = "remote")]
+        Material::Remote(_) => return Err(ConfigError::RemoteMixed),
         Material::JwkSet(json) => {
             let keys = parse_jwks(json.as_bytes()).map_err(|e| match e {
                 JwksError::NotJson => invalid("give a JWK set as JSON: {\"keys\": [...]}"),

@@ -183,6 +183,65 @@ impl TestKey {
         }
     }
 
+    /// The public key as a JWK (with `kid`, `alg` and `use: sig`), for mock JWKS servers.
+    ///
+    /// For HMAC keys this is an `oct` JWK holding the secret.
+    pub fn jwk(&self) -> Value {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let mut jwk = Map::new();
+        match &self.public {
+            PublicPart::Secret(secret) => {
+                jwk.insert("kty".into(), "oct".into());
+                jwk.insert("k".into(), b64(secret).into());
+            }
+            PublicPart::RsaPem => {
+                let der = jsonwebtoken::DecodingKey::from_rsa_pem(RSA_PUBLIC.as_bytes())
+                    .ok()
+                    .and_then(|k| k.try_get_as_bytes().ok().map(<[u8]>::to_vec))
+                    .unwrap_or_default();
+                let (n, e) = (crate::crypto::provider()
+                    .key_utils
+                    .rsa_pub_components_from_public_key)(&der)
+                .unwrap_or_else(|err| panic!("bundled RSA test key: {err}"));
+                jwk.insert("kty".into(), "RSA".into());
+                jwk.insert("n".into(), b64(&n).into());
+                jwk.insert("e".into(), b64(&e).into());
+            }
+            PublicPart::EcPem(pem) => {
+                let point = jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes())
+                    .ok()
+                    .and_then(|k| k.try_get_as_bytes().ok().map(<[u8]>::to_vec))
+                    .unwrap_or_default();
+                let half = (point.len().saturating_sub(1)) / 2;
+                let crv = if half == 32 { "P-256" } else { "P-384" };
+                jwk.insert("kty".into(), "EC".into());
+                jwk.insert("crv".into(), crv.into());
+                jwk.insert("x".into(), b64(&point[1..1 + half]).into());
+                jwk.insert("y".into(), b64(&point[1 + half..]).into());
+            }
+            PublicPart::EdPem => {
+                let raw = jsonwebtoken::DecodingKey::from_ed_pem(ED25519_PUBLIC.as_bytes())
+                    .ok()
+                    .and_then(|k| k.try_get_as_bytes().ok().map(<[u8]>::to_vec))
+                    .unwrap_or_default();
+                jwk.insert("kty".into(), "OKP".into());
+                jwk.insert("crv".into(), "Ed25519".into());
+                jwk.insert("x".into(), b64(&raw).into());
+            }
+        }
+        jwk.insert("alg".into(), format!("{:?}", self.alg).into());
+        jwk.insert("use".into(), "sig".into());
+        if let Some(kid) = &self.kid {
+            jwk.insert("kid".into(), kid.clone().into());
+        }
+        Value::Object(jwk)
+    }
+
+    /// A JWK set (`{"keys": [...]}`) of these keys, as JSON text.
+    pub fn jwks(keys: &[&TestKey]) -> String {
+        serde_json::json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() }).to_string()
+    }
+
     /// Starts a token: header `alg`, `typ: JWT` and the key's `kid`; claims `iat`, `nbf`
     /// (now) and `exp` (now + 5 minutes), by the system clock.
     pub fn token(&self) -> TokenBuilder<'_> {

@@ -1,0 +1,666 @@
+//! Remote keys: a JWKS URL or an OpenID Connect issuer (feature `remote`).
+//!
+//! # How keys stay fresh
+//!
+//! - The key set is immutable and swapped atomically ([`arc_swap`]): requests read it without
+//!   a lock.
+//! - It is fetched on first use (or by [`AuthConfig::warm_up`](crate::AuthConfig::warm_up)),
+//!   then refreshed **in the background** once 80 % of its time to live has passed (TTL from
+//!   `Cache-Control: max-age`, clamped to the configured bounds, default 10 minutes, with
+//!   ±10 % jitter so a fleet does not refresh in step). Requests keep using the current keys
+//!   while a refresh runs.
+//! - One fetch at a time per source (single-flight), each bounded by the fetch timeout
+//!   (default 5 s) and the response size limit (default 1 MiB).
+//! - A token with an unknown `kid` triggers at most one refetch per cool-down (default 30 s);
+//!   the request waits for that fetch and is checked against the new set. Unknown kids seen
+//!   during the cool-down are rejected at once as `unknown_key`, without a fetch (a request
+//!   arriving while a fetch is in flight waits for it instead).
+//! - When a refresh fails (provider down, hanging, 5xx, garbage, empty set), the last good
+//!   keys keep serving for a bounded time (default 1 h) with a warning. Past that bound, or if
+//!   keys were never fetched, requests get `keys_unavailable`: 503 with `Retry-After`, never
+//!   401 or 500.
+//! - A key removed from the published set stops verifying tokens after the next refresh.
+//! - `jku`, `x5u` and embedded `jwk` headers are never followed: keys come only from the
+//!   configured URL. Redirects are not followed either.
+//!
+//! Times (TTL, staleness, cool-down) are read from the configuration's
+//! [`Clock`](crate::clock::Clock), so tests can simulate an hour-long outage in a millisecond.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use super::{parse_jwks, AlgSet, JwksError, KeySet, KeyStatus};
+use crate::clock::Clock;
+use crate::config::ConfigError;
+use crate::error::{AuthError, Reason};
+
+/// Options and location of a remote key set; give it to [`Keys::remote`](super::Keys::remote).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_auth::keys::{remote::Remote, Keys};
+///
+/// let keys = Keys::remote(
+///     Remote::oidc("https://login.example.com/tenant/v2.0")
+///         .fetch_timeout(Duration::from_secs(3))
+///         .max_stale(Duration::from_secs(2 * 3600)),
+/// );
+/// # let _ = keys;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Remote {
+    pub(crate) location: Location,
+    pub(crate) fetch_timeout: Duration,
+    pub(crate) default_ttl: Duration,
+    pub(crate) min_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    pub(crate) refetch_cooldown: Duration,
+    pub(crate) max_stale: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) allow_http: bool,
+    pub(crate) client: Option<reqwest::Client>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Location {
+    Jwks(String),
+    Oidc(String),
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("location", &self.location)
+            .field("fetch_timeout", &self.fetch_timeout)
+            .field("default_ttl", &self.default_ttl)
+            .field("refetch_cooldown", &self.refetch_cooldown)
+            .field("max_stale", &self.max_stale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    fn new(location: Location) -> Self {
+        Remote {
+            location,
+            fetch_timeout: Duration::from_secs(5),
+            default_ttl: Duration::from_secs(600),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            refetch_cooldown: Duration::from_secs(30),
+            max_stale: Duration::from_secs(3600),
+            max_response_bytes: 1024 * 1024,
+            allow_http: false,
+            client: None,
+        }
+    }
+
+    /// A JWK set at `url` (https required unless [`allow_http`](Remote::allow_http)).
+    pub fn jwks_url(url: impl Into<String>) -> Self {
+        Remote::new(Location::Jwks(url.into()))
+    }
+
+    /// An OpenID Connect issuer: its `/.well-known/openid-configuration` must name exactly
+    /// this `issuer`, and its `jwks_uri` is fetched.
+    pub fn oidc(issuer: impl Into<String>) -> Self {
+        Remote::new(Location::Oidc(issuer.into()))
+    }
+
+    /// Longest wait for one fetch (default 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Time to live when the response has no `Cache-Control: max-age` (default 10 min).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Bounds for a `max-age` sent by the provider (default 1 min to 24 h).
+    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.min_ttl = min;
+        self.max_ttl = max;
+        self
+    }
+
+    /// Least time between two refetches caused by unknown `kid`s (default 30 s).
+    pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refetch_cooldown = cooldown;
+        self
+    }
+
+    /// How long past their time to live the last good keys keep serving while refreshes fail
+    /// (default 1 h).
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
+    }
+
+    /// Largest response accepted (default 1 MiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Accepts `http://` URLs (for tests on loopback). Never in production: keys fetched
+    /// over plain HTTP can be replaced by anyone on the path.
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Uses this HTTP client (proxies, extra root certificates). Its own timeouts apply in
+    /// addition to the fetch timeout; redirects should stay disabled.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The configured OIDC issuer, if this is discovery.
+    pub(crate) fn oidc_issuer(&self) -> Option<&str> {
+        match &self.location {
+            Location::Oidc(iss) => Some(iss),
+            Location::Jwks(_) => None,
+        }
+    }
+
+    fn check_url(&self, url: &str, what: &'static str) -> Result<(), ConfigError> {
+        let ok = url.starts_with("https://") || (self.allow_http && url.starts_with("http://"));
+        if !ok {
+            return Err(ConfigError::InsecureUrl(what));
+        }
+        if reqwest::Url::parse(url).is_err() {
+            return Err(ConfigError::InvalidUrl(what));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn build(
+        &self,
+        allowed: AlgSet,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<RemoteKeys>, ConfigError> {
+        match &self.location {
+            Location::Jwks(url) => self.check_url(url, "JWKS URL")?,
+            Location::Oidc(iss) => self.check_url(iss, "OIDC issuer URL")?,
+        }
+        if self.fetch_timeout.is_zero() || self.min_ttl > self.max_ttl {
+            return Err(ConfigError::InvalidRemoteOption);
+        }
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(self.fetch_timeout)
+                .build()
+                .map_err(|_| ConfigError::InvalidRemoteOption)?,
+        };
+        Ok(Arc::new(RemoteKeys {
+            options: self.clone(),
+            client,
+            allowed,
+            clock,
+            state: ArcSwapOption::empty(),
+            jwks_uri: ArcSwapOption::empty(),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            last_refetch: AtomicI64::new(i64::MIN / 2),
+            last_attempt: AtomicI64::new(i64::MIN / 2),
+            refreshing: AtomicBool::new(false),
+            stats: Stats::default(),
+        }))
+    }
+}
+
+/// The current keys and when they were fetched (clock seconds).
+pub(crate) struct State {
+    pub(crate) keys: Arc<KeySet>,
+    fetched_at: i64,
+    refresh_at: i64,
+    expires_at: i64,
+}
+
+#[derive(Default)]
+struct Stats {
+    fetch_ok: AtomicU64,
+    fetch_error: AtomicU64,
+    unknown_kid_refetch: AtomicU64,
+    stale_served: AtomicU64,
+}
+
+/// A remote key set: fetched, cached, refreshed. Shared by every clone of the configuration.
+pub(crate) struct RemoteKeys {
+    options: Remote,
+    client: reqwest::Client,
+    allowed: AlgSet,
+    clock: Arc<dyn Clock>,
+    state: ArcSwapOption<State>,
+    jwks_uri: ArcSwapOption<String>,
+    fetch_lock: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    last_refetch: AtomicI64,
+    last_attempt: AtomicI64,
+    refreshing: AtomicBool,
+    stats: Stats,
+}
+
+impl fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("location", &self.options.location)
+            .field("loaded", &self.state.load().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the request path can do with the remote keys right now.
+pub(crate) enum Snapshot {
+    /// Usable keys (fresh, or stale within the bound).
+    Keys(Arc<KeySet>),
+    /// None usable: never fetched, or stale past the bound. The caller must fetch.
+    Unavailable,
+}
+
+/// Why a fetch failed (for logs and counters; never shown to clients).
+#[derive(Debug)]
+enum FetchError {
+    Http(&'static str),
+    Status(u16),
+    TooLarge,
+    Timeout,
+    Jwks(&'static str),
+    Discovery(&'static str),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Http(s) => write!(f, "request failed: {s}"),
+            FetchError::Status(s) => write!(f, "HTTP status {s}"),
+            FetchError::TooLarge => f.write_str("response larger than the limit"),
+            FetchError::Timeout => f.write_str("timed out"),
+            FetchError::Jwks(s) => write!(f, "bad JWK set: {s}"),
+            FetchError::Discovery(s) => write!(f, "bad discovery document: {s}"),
+        }
+    }
+}
+
+impl FetchError {
+    fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Http(_) => "connect",
+            FetchError::Status(_) => "status",
+            FetchError::TooLarge => "too_large",
+            FetchError::Timeout => "timeout",
+            FetchError::Jwks(_) => "jwks",
+            FetchError::Discovery(_) => "discovery",
+        }
+    }
+}
+
+impl RemoteKeys {
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn secs(d: Duration) -> i64 {
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+    }
+
+    /// The keys for the request path, starting a background refresh when due.
+    pub(crate) fn snapshot(self: &Arc<Self>) -> Snapshot {
+        let guard = self.state.load();
+        let Some(state) = guard.as_ref() else {
+            return Snapshot::Unavailable;
+        };
+        let now = self.now();
+        if now >= state.refresh_at {
+            self.spawn_refresh();
+        }
+        if now < state.expires_at {
+            return Snapshot::Keys(state.keys.clone());
+        }
+        if now
+            < state
+                .expires_at
+                .saturating_add(Self::secs(self.options.max_stale))
+        {
+            self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+            return Snapshot::Keys(state.keys.clone());
+        }
+        Snapshot::Unavailable
+    }
+
+    /// Claims the unknown-`kid` refetch slot if the cool-down allows it.
+    pub(crate) fn claim_refetch(&self) -> bool {
+        let now = self.now();
+        let last = self.last_refetch.load(Ordering::Acquire);
+        if now.saturating_sub(last) < Self::secs(self.options.refetch_cooldown) {
+            return false;
+        }
+        self.last_refetch
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Claims a fetch for a request that has no usable keys: at most one attempt per second
+    /// (by the configured clock), so a provider that is down is not hammered.
+    pub(crate) fn claim_unavailable_fetch(&self) -> bool {
+        let now = self.now();
+        let last = self.last_attempt.load(Ordering::Acquire);
+        if now.saturating_sub(last) < 1 {
+            return false;
+        }
+        self.last_attempt
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// `true` while a fetch is running.
+    pub(crate) fn fetch_in_flight(&self) -> bool {
+        self.fetch_lock.try_lock().is_err()
+    }
+
+    /// Waits for a running fetch to finish, without starting one.
+    pub(crate) async fn wait_in_flight(&self) {
+        let _guard = self.fetch_lock.lock().await;
+    }
+
+    /// Fetches now (single-flight: joins a fetch already running). `unknown_kid` counts it as
+    /// an unknown-`kid` refetch.
+    pub(crate) async fn fetch(&self, unknown_kid: bool) {
+        let seen = self.generation.load(Ordering::Acquire);
+        let _guard = self.fetch_lock.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            // Another caller fetched while we waited: use its result.
+            return;
+        }
+        if unknown_kid {
+            self.stats
+                .unknown_kid_refetch
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.fetch_locked().await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn spawn_refresh(self: &Arc<Self>) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let this = Arc::clone(self);
+        handle.spawn(async move {
+            this.fetch(false).await;
+            this.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn fetch_locked(&self) {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.options.fetch_timeout, self.fetch_set()).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout),
+        };
+        let source = self.source_name();
+        match result {
+            Ok((keys, ttl)) => {
+                let now = self.now();
+                let ttl = self.jittered(ttl);
+                let count = keys.len();
+                self.state.store(Some(Arc::new(State {
+                    keys: Arc::new(keys),
+                    fetched_at: now,
+                    refresh_at: now + ttl * 8 / 10,
+                    expires_at: now + ttl,
+                })));
+                self.stats.fetch_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    target: "tower_token_auth::keys",
+                    source,
+                    keys = count,
+                    ttl_secs = ttl,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "key set fetched"
+                );
+            }
+            Err(e) => {
+                self.stats.fetch_error.fetch_add(1, Ordering::Relaxed);
+                let state = self.state.load();
+                let now = self.now();
+                match state.as_ref() {
+                    Some(s) => {
+                        // Try again soon, keep serving what we have (within max_stale).
+                        let retry = now + Self::secs(self.options.refetch_cooldown).max(1);
+                        let keep_until = s
+                            .expires_at
+                            .saturating_add(Self::secs(self.options.max_stale));
+                        tracing::warn!(
+                            target: "tower_token_auth::keys",
+                            source,
+                            error = %e,
+                            kind = e.kind(),
+                            age_secs = now - s.fetched_at,
+                            serving_until = keep_until,
+                            "key set refresh failed; serving the last good keys"
+                        );
+                        self.state.store(Some(Arc::new(State {
+                            keys: s.keys.clone(),
+                            fetched_at: s.fetched_at,
+                            refresh_at: retry,
+                            expires_at: s.expires_at,
+                        })));
+                    }
+                    None => tracing::warn!(
+                        target: "tower_token_auth::keys",
+                        source,
+                        error = %e,
+                        kind = e.kind(),
+                        "key set fetch failed; no keys loaded"
+                    ),
+                }
+            }
+        }
+    }
+
+    fn jittered(&self, ttl: i64) -> i64 {
+        // ±10 %, from the low bits of the current time: enough to spread a fleet.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0) as i64;
+        let spread = ttl / 10;
+        if spread == 0 {
+            return ttl.max(1);
+        }
+        (ttl - spread + nanos % (2 * spread + 1)).max(1)
+    }
+
+    fn source_name(&self) -> &str {
+        match &self.options.location {
+            Location::Jwks(u) | Location::Oidc(u) => u,
+        }
+    }
+
+    async fn fetch_set(&self) -> Result<(KeySet, i64), FetchError> {
+        let url = match &self.options.location {
+            Location::Jwks(url) => url.clone(),
+            Location::Oidc(issuer) => match self.jwks_uri.load_full() {
+                Some(u) => (*u).clone(),
+                None => {
+                    let uri = self.discover(issuer).await?;
+                    self.jwks_uri.store(Some(Arc::new(uri.clone())));
+                    uri
+                }
+            },
+        };
+        let (body, max_age) = self.get(&url).await?;
+        let keys = parse_jwks(&body).map_err(|e| {
+            FetchError::Jwks(match e {
+                JwksError::NotJson => "not a JSON JWK set",
+                JwksError::TooMany => "more than 1000 keys",
+                JwksError::Empty => "no usable signature key",
+                JwksError::DuplicateKid => "duplicate kid",
+            })
+        })?;
+        let set =
+            KeySet::from_keys(keys, self.allowed).map_err(|_| FetchError::Jwks("duplicate kid"))?;
+        if set.len() == 0 {
+            return Err(FetchError::Jwks("no key for an allowed algorithm"));
+        }
+        let ttl = match max_age {
+            Some(secs) => secs.clamp(
+                Self::secs(self.options.min_ttl),
+                Self::secs(self.options.max_ttl),
+            ),
+            None => Self::secs(self.options.default_ttl),
+        };
+        Ok((set, ttl))
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let (body, _) = self.get(&url).await?;
+        let doc: Discovery = serde_json::from_slice(&body)
+            .map_err(|_| FetchError::Discovery("not JSON with issuer and jwks_uri"))?;
+        if doc.issuer != issuer {
+            tracing::error!(
+                target: "tower_token_auth::keys",
+                configured = issuer,
+                discovered = %crate::error::cap(&doc.issuer),
+                "OIDC discovery names another issuer; check the configured issuer URL (trailing slash?)"
+            );
+            return Err(FetchError::Discovery("issuer does not match"));
+        }
+        let ok = doc.jwks_uri.starts_with("https://")
+            || (self.options.allow_http && doc.jwks_uri.starts_with("http://"));
+        if !ok {
+            return Err(FetchError::Discovery("jwks_uri is not https"));
+        }
+        Ok(doc.jwks_uri)
+    }
+
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<i64>), FetchError> {
+        let mut resp = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    FetchError::Timeout
+                } else {
+                    FetchError::Http("connection or protocol error")
+                }
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let max = self.options.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let max_age = resp
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|_| FetchError::Http("body read failed"))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, max_age))
+    }
+
+    pub(crate) fn status(&self) -> KeyStatus {
+        let state = self.state.load();
+        let now = self.now();
+        let s = &self.stats;
+        let (ready, keys, age, stale) = match state.as_ref() {
+            Some(st) => (
+                now < st
+                    .expires_at
+                    .saturating_add(Self::secs(self.options.max_stale)),
+                st.keys.len(),
+                Some(now - st.fetched_at),
+                now >= st.expires_at,
+            ),
+            None => (false, 0, None, false),
+        };
+        KeyStatus {
+            source: self.source_name().to_owned(),
+            ready,
+            keys,
+            age_secs: age,
+            stale,
+            fetch_ok: s.fetch_ok.load(Ordering::Relaxed),
+            fetch_error: s.fetch_error.load(Ordering::Relaxed),
+            unknown_kid_refetch: s.unknown_kid_refetch.load(Ordering::Relaxed),
+            stale_served: s.stale_served.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn unavailable(&self) -> AuthError {
+        let retry = self.options.refetch_cooldown.as_secs().clamp(1, 60);
+        AuthError::new(Reason::KeysUnavailable).with_retry_after(retry)
+    }
+}
+
+/// `max-age=N` from a Cache-Control value (`no-store`/`no-cache` give 0).
+fn parse_max_age(v: &str) -> Option<i64> {
+    let mut age = None;
+    for part in v.split(',') {
+        let part = part.trim();
+        if part.eq_ignore_ascii_case("no-store") || part.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        if let Some(n) = part
+            .strip_prefix("max-age=")
+            .or_else(|| part.strip_prefix("s-maxage="))
+        {
+            age = n.trim_matches('"').parse::<i64>().ok().or(age);
+        }
+    }
+    age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_max_age;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(parse_max_age("public, max-age=3600"), Some(3600));
+        assert_eq!(parse_max_age("no-store"), Some(0));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}
