@@ -209,7 +209,9 @@ impl AuthConfig {
     /// # }
     /// ```
     pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
-        let claims = crate::validate::validate(&self.inner, token).await?;
+        let claims = crate::validate::validate(&self.inner, token)
+            .await
+            .map_err(|e| e.with_fingerprint(token))?;
         crate::validate::into_claims(claims)
     }
 

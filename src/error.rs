@@ -296,6 +296,9 @@ pub struct TokenFacts {
     pub expected_audiences: Vec<String>,
     /// The name of the source the token came from (e.g. `"authorization"`, `"cookie"`).
     pub source: Option<&'static str>,
+    /// A short, non-reversible fingerprint of the token (the first 16 hex digits of its
+    /// SHA-256), to correlate log lines about the same token without logging it.
+    pub fingerprint: Option<String>,
 }
 
 /// Why a request or token was rejected.
@@ -398,6 +401,13 @@ impl AuthError {
         self
     }
 
+    pub(crate) fn with_fingerprint(mut self, token: &str) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.facts.fingerprint = Some(fingerprint(token));
+        }
+        self
+    }
+
     pub(crate) fn with_source_label(mut self, label: &'static str) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.facts.source = Some(label);
@@ -493,6 +503,21 @@ impl std::error::Error for AuthError {
             .as_ref()
             .map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
     }
+}
+
+/// The first 16 hex digits of the token's SHA-256.
+pub(crate) fn fingerprint(token: &str) -> String {
+    use std::fmt::Write as _;
+    let digest = (crate::crypto::provider().key_utils.compute_digest)(
+        token.as_bytes(),
+        jsonwebtoken::jwk::ThumbprintHash::SHA256,
+    )
+    .unwrap_or_default();
+    let mut out = String::with_capacity(16);
+    for b in digest.iter().take(8) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Caps a token-controlled string for logs and facts (256 chars).

@@ -80,6 +80,7 @@ pub(crate) struct Held<ReqBody, T, R> {
     mode: Mode,
     realm: Option<Arc<str>>,
     source: &'static str,
+    timer: crate::metrics::Timer,
     _claims: PhantomData<fn() -> T>,
 }
 
@@ -109,6 +110,7 @@ where
         mode,
         realm,
         source,
+        timer,
         ..
     } = held;
     let result: Result<Option<T>, AuthError> = match checked {
@@ -129,10 +131,12 @@ where
     };
     match result {
         Ok(Some(claims)) => {
+            crate::metrics::request("accepted", "none", timer.seconds());
             parts.extensions.insert(marker(true));
             parts.extensions.insert(Claims(claims));
         }
         Ok(None) => {
+            crate::metrics::request("anonymous", "missing", timer.seconds());
             parts.extensions.insert(marker(false));
         }
         Err(err)
@@ -140,11 +144,13 @@ where
                 && !err.is_missing()
                 && !err.reason().is_unavailable() =>
         {
+            crate::metrics::request("anonymous", err.reason().code(), timer.seconds());
             log_rejection(&err, Some(&parts), true);
             parts.extensions.insert(marker(false));
             parts.extensions.insert(err);
         }
         Err(err) => {
+            crate::metrics::request("rejected", err.reason().code(), timer.seconds());
             log_rejection(&err, Some(&parts), false);
             let mut response = responder.respond(&err, &parts);
             response.extensions_mut().insert(err);
@@ -169,13 +175,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let timer = crate::metrics::Timer::start();
         let (parts, body) = req.into_parts();
         let cfg = &self.config.inner;
         let (checked, source, pending) = match find_token(&cfg.sources, &parts) {
             Err(e) => (Checked::NoToken(Err(e)), "", None),
             Ok(None) => (Checked::NoToken(Ok(())), "", None),
             Ok(Some((token, source))) => match validate_step(cfg, &token, true) {
-                Step::Done(r) => (Checked::Validated(r), source, None),
+                Step::Done(r) => (
+                    Checked::Validated(r.map_err(|e| e.with_fingerprint(&token))),
+                    source,
+                    None,
+                ),
                 Step::Wait(pending) => (
                     Checked::NoToken(Ok(())),
                     source,
@@ -190,6 +201,7 @@ where
             mode: self.mode,
             realm: self.realm.clone(),
             source,
+            timer,
             _claims: PhantomData,
         };
         if let Some((pending, token)) = pending {
@@ -202,7 +214,7 @@ where
             let check: CheckFuture = Box::pin(async move {
                 pending.run().await;
                 match validate_step(&config.inner, &token, false) {
-                    Step::Done(r) => r,
+                    Step::Done(r) => r.map_err(|e| e.with_fingerprint(&token)),
                     Step::Wait(_) => Err(AuthError::new(Reason::KeysUnavailable)),
                 }
             });
@@ -230,6 +242,7 @@ pub(crate) fn log_rejection(err: &AuthError, parts: Option<&Parts>, let_through:
                 let_through,
                 %problems,
                 source = f.source,
+                token_fingerprint = f.fingerprint.as_deref(),
                 alg = f.alg.as_deref(),
                 kid = f.kid.as_deref(),
                 iss = f.issuer.as_deref(),

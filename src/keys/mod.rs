@@ -275,6 +275,14 @@ pub struct KeyStatus {
     pub stale_served: u64,
 }
 
+/// A key as diagnosis shows it: never the material.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct KeyInfo {
+    pub(crate) kid: Option<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) algorithms: Vec<Algorithm>,
+}
+
 /// Where a trust's keys come from.
 #[derive(Debug)]
 pub(crate) enum KeySource {
@@ -311,6 +319,15 @@ impl KeySource {
             return Err(ConfigError::NoUsableKey);
         }
         Ok(KeySource::Static(Arc::new(set)))
+    }
+
+    /// The keys currently usable, for diagnosis (remote: the current set, if loaded).
+    pub(crate) fn describe(&self) -> Vec<KeyInfo> {
+        match self {
+            KeySource::Static(set) => set.describe(),
+            #[cfg(feature = "remote")]
+            KeySource::Remote(r) => r.describe(),
+        }
     }
 
     /// Algorithms the source can verify (all allowed ones for remote sources).
@@ -459,6 +476,18 @@ impl KeySet {
 
     pub(crate) fn algorithms(&self) -> AlgSet {
         self.algorithms
+    }
+
+    /// What each key is, for diagnosis (no key material).
+    pub(crate) fn describe(&self) -> Vec<KeyInfo> {
+        self.keys
+            .iter()
+            .map(|k| KeyInfo {
+                kid: k.kid.clone(),
+                kind: k.label,
+                algorithms: k.algorithms.iter().collect(),
+            })
+            .collect()
     }
 
     /// Finds the key for a token (see the module docs for the rule).

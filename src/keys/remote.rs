@@ -333,6 +333,7 @@ impl RemoteKeys {
                 .saturating_add(Self::secs(self.options.max_stale))
         {
             self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::stale_served();
             return Snapshot::Keys(state.keys.clone());
         }
         Snapshot::Unavailable
@@ -426,6 +427,8 @@ impl RemoteKeys {
                     expires_at: now + ttl,
                 })));
                 self.stats.fetch_ok.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::key_fetch("ok");
+                crate::metrics::key_set_age(0);
                 tracing::info!(
                     target: "tower_token_auth::keys",
                     source,
@@ -437,8 +440,12 @@ impl RemoteKeys {
             }
             Err(e) => {
                 self.stats.fetch_error.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::key_fetch(e.kind());
                 let state = self.state.load();
                 let now = self.now();
+                if let Some(s) = state.as_ref() {
+                    crate::metrics::key_set_age(now - s.fetched_at);
+                }
                 match state.as_ref() {
                     Some(s) => {
                         // Try again soon, keep serving what we have (within max_stale).
@@ -598,6 +605,13 @@ impl RemoteKeys {
             body.extend_from_slice(&chunk);
         }
         Ok((body, max_age))
+    }
+
+    pub(crate) fn describe(&self) -> Vec<super::KeyInfo> {
+        match self.state.load().as_ref() {
+            Some(st) => st.keys.describe(),
+            None => Vec::new(),
+        }
     }
 
     pub(crate) fn status(&self) -> KeyStatus {
