@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
 use crate::keys::KeyStatus;
 use crate::keys::{AlgSet, KeySource, Keys};
+use crate::revocation::{Revocation, RevocationPolicy, RevocationStore};
 use crate::source::{Bearer, TokenSource};
 
 /// Default leeway for `exp` and `nbf`: 30 seconds.
@@ -176,6 +177,7 @@ pub(crate) struct ConfigInner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sources: Vec<Arc<dyn TokenSource>>,
     pub(crate) realm: Option<String>,
+    pub(crate) revocation: Option<Revocation>,
 }
 
 impl AuthConfig {
@@ -310,6 +312,8 @@ pub struct AuthConfigBuilder {
     clock: Arc<dyn Clock>,
     sources: Vec<Arc<dyn TokenSource>>,
     realm: Option<String>,
+    revocation: Option<Arc<dyn RevocationStore>>,
+    revocation_policy: RevocationPolicy,
 }
 
 impl Default for AuthConfigBuilder {
@@ -330,6 +334,8 @@ impl Default for AuthConfigBuilder {
             clock: Arc::new(SystemClock),
             sources: Vec::new(),
             realm: None,
+            revocation: None,
+            revocation_policy: RevocationPolicy::FailClosed,
         }
     }
 }
@@ -483,6 +489,37 @@ impl AuthConfigBuilder {
         self
     }
 
+    /// Consults `store` for every token that passed all other checks (see
+    /// [`revocation`](crate::revocation)). Keep a handle (e.g. an `Arc` of the store) to revoke
+    /// tokens from your logout handlers.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_token_auth::revocation::MemoryRevocationStore;
+    /// use tower_token_auth::{AuthConfig, Keys};
+    ///
+    /// let revoked = Arc::new(MemoryRevocationStore::new());
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api")
+    ///     .revocation(revoked.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// revoked.revoke("jti-of-the-token", 2_000_000_000);
+    /// ```
+    pub fn revocation(mut self, store: impl RevocationStore) -> Self {
+        self.revocation = Some(Arc::new(store));
+        self
+    }
+
+    /// What to do when the revocation store cannot answer (default
+    /// [`RevocationPolicy::FailClosed`]: 503 `revocation_unavailable`).
+    pub fn revocation_policy(mut self, policy: RevocationPolicy) -> Self {
+        self.revocation_policy = policy;
+        self
+    }
+
     /// The realm for `WWW-Authenticate: Bearer realm="…"` (default: none).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -603,6 +640,11 @@ impl AuthConfigBuilder {
                 clock: self.clock,
                 sources,
                 realm: self.realm,
+                revocation: self.revocation.map(|store| Revocation {
+                    store,
+                    policy: self.revocation_policy,
+                    retry_after: crate::response::DEFAULT_RETRY_AFTER,
+                }),
             }),
         })
     }

@@ -70,6 +70,7 @@ pub mod keys;
 mod layer;
 pub mod metrics;
 pub mod response;
+pub mod revocation;
 mod service;
 pub mod source;
 #[cfg(feature = "test-util")]

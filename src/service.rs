@@ -16,8 +16,9 @@ use crate::error::{AuthError, Reason};
 use crate::future::{CheckFuture, ResponseFuture};
 use crate::layer::{Mode, TokenAuthLayer};
 use crate::response::Responder;
+use crate::revocation::Local;
 use crate::source::find_token;
-use crate::validate::{into_claims, validate_step, ClaimsMap, Step};
+use crate::validate::{into_claims, validate_step, ClaimsMap, Pending, Step};
 
 /// The service built by [`TokenAuthLayer`]; see there.
 pub struct TokenAuth<S, T, R> {
@@ -178,19 +179,32 @@ where
         let timer = crate::metrics::Timer::start();
         let (parts, body) = req.into_parts();
         let cfg = &self.config.inner;
-        let (checked, source, pending) = match find_token(&cfg.sources, &parts) {
+        let (checked, source, slow) = match find_token(&cfg.sources, &parts) {
             Err(e) => (Checked::NoToken(Err(e)), "", None),
             Ok(None) => (Checked::NoToken(Ok(())), "", None),
             Ok(Some((token, source))) => match validate_step(cfg, &token, true) {
-                Step::Done(r) => (
-                    Checked::Validated(r.map_err(|e| e.with_fingerprint(&token))),
+                Step::Done(Ok(claims)) => match cfg.revocation.as_ref().map(|r| r.local(&claims)) {
+                    None | Some(Local::Pass) => (Checked::Validated(Ok(claims)), source, None),
+                    Some(Local::Reject(e)) => (
+                        Checked::Validated(Err(e.with_fingerprint(&token))),
+                        source,
+                        None,
+                    ),
+                    Some(Local::Ask) => (
+                        Checked::NoToken(Ok(())),
+                        source,
+                        Some(Slow::Revocation(claims, token.into_owned())),
+                    ),
+                },
+                Step::Done(Err(e)) => (
+                    Checked::Validated(Err(e.with_fingerprint(&token))),
                     source,
                     None,
                 ),
                 Step::Wait(pending) => (
                     Checked::NoToken(Ok(())),
                     source,
-                    Some((pending, token.into_owned())),
+                    Some(Slow::Keys(pending, token.into_owned())),
                 ),
             },
         };
@@ -204,26 +218,48 @@ where
             timer,
             _claims: PhantomData,
         };
-        if let Some((pending, token)) = pending {
+        if let Some(slow) = slow {
             // The service that was polled ready is the one that must be called: keep it and
             // leave a clone in its place (tower's "be careful when cloning inner services").
             // Only this slow path clones.
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
-            let config = self.config.clone();
-            let check: CheckFuture = Box::pin(async move {
-                pending.run().await;
-                match validate_step(&config.inner, &token, false) {
-                    Step::Done(r) => r.map_err(|e| e.with_fingerprint(&token)),
-                    Step::Wait(_) => Err(AuthError::new(Reason::KeysUnavailable)),
-                }
-            });
+            let check: CheckFuture = Box::pin(slow.run(self.config.clone()));
             return ResponseFuture::checking(check, inner, held);
         }
         match finish(checked, held, &mut self.inner) {
             Ok(fut) => ResponseFuture::inner(fut),
             Err(response) => ResponseFuture::rejected(response),
         }
+    }
+}
+
+/// The part of a check that must wait: remote keys, or a revocation store.
+enum Slow {
+    Keys(Pending, String),
+    Revocation(ClaimsMap, String),
+}
+
+impl Slow {
+    async fn run(self, config: AuthConfig) -> Result<ClaimsMap, AuthError> {
+        let cfg = &config.inner;
+        let (claims, token) = match self {
+            Slow::Keys(pending, token) => {
+                pending.run().await;
+                match validate_step(cfg, &token, false) {
+                    Step::Done(Ok(claims)) => (claims, token),
+                    Step::Done(Err(e)) => return Err(e.with_fingerprint(&token)),
+                    Step::Wait(_) => return Err(AuthError::new(Reason::KeysUnavailable)),
+                }
+            }
+            Slow::Revocation(claims, token) => (claims, token),
+        };
+        if let Some(rev) = &cfg.revocation {
+            if let Err(e) = rev.ask(&claims).await {
+                return Err(e.with_fingerprint(&token));
+            }
+        }
+        Ok(claims)
     }
 }
 

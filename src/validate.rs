@@ -99,16 +99,24 @@ pub(crate) enum Step {
 /// Validates `token` against the configuration and returns its claims, fetching remote keys
 /// when needed.
 pub(crate) async fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
-    match validate_step(cfg, token, true) {
-        Step::Done(r) => r,
+    let claims = match validate_step(cfg, token, true) {
+        Step::Done(r) => r?,
         Step::Wait(pending) => {
             pending.run().await;
             match validate_step(cfg, token, false) {
-                Step::Done(r) => r,
-                Step::Wait(_) => Err(AuthError::new(Reason::KeysUnavailable)),
+                Step::Done(r) => r?,
+                Step::Wait(_) => return Err(AuthError::new(Reason::KeysUnavailable)),
             }
         }
+    };
+    if let Some(rev) = &cfg.revocation {
+        match rev.local(&claims) {
+            crate::revocation::Local::Pass => {}
+            crate::revocation::Local::Reject(e) => return Err(e),
+            crate::revocation::Local::Ask => rev.ask(&claims).await?,
+        }
     }
+    Ok(claims)
 }
 
 /// One synchronous pass. With `may_fetch`, a pass that needs remote keys returns

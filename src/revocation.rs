@@ -1,0 +1,341 @@
+//! Revocation: refuse tokens that are valid but were revoked (logout, compromise).
+//!
+//! A [`RevocationStore`] is consulted after the signature and every claim check passed. It
+//! answers for one token (`jti`) or for every token of a subject issued before an instant
+//! ("log out everywhere"). Entries expire when the tokens they concern would have expired, so
+//! memory stays bounded by the number of live revoked tokens.
+//!
+//! - [`MemoryRevocationStore`]: one process. Lock-free reads (the set is swapped atomically;
+//!   revocations, which are rare, copy it).
+//! - `RedisRevocationStore` (feature `redis`): many instances share revocations through
+//!   Redis, with a local cache kept current by pub/sub.
+//!
+//! When the store cannot answer, the policy decides ([`RevocationPolicy`]): fail closed by
+//! default (`revocation_unavailable`, 503 with `Retry-After`), fail open by explicit choice.
+//! A store must bound its own waits (the Redis store has a timeout, default 200 ms): a request
+//! never waits on a slow store longer than that.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::clock::{Clock, SystemClock};
+
+/// A boxed future, as the store's methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The identity of a verified token, as the store needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenRef<'a> {
+    /// `jti`.
+    pub jti: Option<&'a str>,
+    /// `iss`.
+    pub iss: Option<&'a str>,
+    /// `sub`.
+    pub sub: Option<&'a str>,
+    /// `iat` (seconds since the epoch).
+    pub iat: Option<i64>,
+    /// `exp` (seconds since the epoch).
+    pub exp: Option<i64>,
+}
+
+/// The store could not answer (connection lost, timeout).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("revocation store unavailable: {0}")]
+pub struct RevocationError(pub String);
+
+/// Where revocations are kept.
+///
+/// Implement [`is_revoked`](RevocationStore::is_revoked); override
+/// [`check_local`](RevocationStore::check_local) when most answers are known without I/O
+/// (a local cache): the request then needs no await at all.
+pub trait RevocationStore: Send + Sync + 'static {
+    /// The answer if it is known locally, without I/O. Default: `None` (always ask).
+    fn check_local(&self, token: &TokenRef<'_>) -> Option<bool> {
+        let _ = token;
+        None
+    }
+
+    /// `true` if the token is revoked.
+    fn is_revoked<'a>(
+        &'a self,
+        token: TokenRef<'a>,
+    ) -> BoxFuture<'a, Result<bool, RevocationError>>;
+
+    /// Revokes one token by `jti` until `expires_at` (its `exp`).
+    fn revoke_token<'a>(
+        &'a self,
+        jti: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>>;
+
+    /// Revokes every token of `subject` issued before `issued_before`; the entry is kept until
+    /// `until` (the latest `exp` such a token can have: `issued_before` + the longest token
+    /// lifetime).
+    fn revoke_subject<'a>(
+        &'a self,
+        subject: &'a str,
+        issued_before: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>>;
+}
+
+/// What to do when the store cannot answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationPolicy {
+    /// Reject with `revocation_unavailable` (503, `Retry-After`). The default.
+    #[default]
+    FailClosed,
+    /// Accept the token and log a warning: availability over revocation.
+    FailOpen,
+}
+
+#[derive(Default, Clone)]
+struct Entries {
+    /// `jti` → expiry.
+    tokens: HashMap<String, i64>,
+    /// subject → (issued-before cut-off, expiry).
+    subjects: HashMap<String, (i64, i64)>,
+}
+
+/// Revocations kept in this process; see the [module docs](self).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore, TokenRef};
+///
+/// let store = MemoryRevocationStore::new();
+/// store.revoke_token("token-id-1", i64::MAX / 2).await.unwrap();
+/// let t = TokenRef { jti: Some("token-id-1"), iss: None, sub: None, iat: None, exp: None };
+/// assert_eq!(store.check_local(&t), Some(true));
+/// # }
+/// ```
+pub struct MemoryRevocationStore {
+    entries: ArcSwap<Entries>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for MemoryRevocationStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.entries.load();
+        f.debug_struct("MemoryRevocationStore")
+            .field("tokens", &e.tokens.len())
+            .field("subjects", &e.subjects.len())
+            .finish()
+    }
+}
+
+impl Default for MemoryRevocationStore {
+    fn default() -> Self {
+        MemoryRevocationStore::new()
+    }
+}
+
+impl MemoryRevocationStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        MemoryRevocationStore::with_clock(SystemClock)
+    }
+
+    /// An empty store whose expiry uses `clock` (give it the configuration's clock in tests).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        MemoryRevocationStore {
+            entries: ArcSwap::from_pointee(Entries::default()),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// Revoked tokens and subjects currently kept (expired entries are dropped on the next
+    /// write).
+    pub fn len(&self) -> usize {
+        let e = self.entries.load();
+        e.tokens.len() + e.subjects.len()
+    }
+
+    /// `true` if nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The answer for a token, from memory.
+    pub fn lookup(&self, token: &TokenRef<'_>) -> bool {
+        let now = self.clock.now();
+        let e = self.entries.load();
+        if let Some(jti) = token.jti {
+            if e.tokens.get(jti).is_some_and(|exp| *exp > now) {
+                return true;
+            }
+        }
+        if let Some(sub) = token.sub {
+            if let Some((before, until)) = e.subjects.get(sub) {
+                if *until > now {
+                    // A token without `iat` cannot show it came after the cut-off.
+                    return token.iat.is_none_or(|iat| iat < *before);
+                }
+            }
+        }
+        false
+    }
+
+    fn update(&self, f: impl Fn(&mut Entries)) {
+        let now = self.clock.now();
+        self.entries.rcu(|old| {
+            let mut next = Entries::clone(old);
+            next.tokens.retain(|_, exp| *exp > now);
+            next.subjects.retain(|_, (_, until)| *until > now);
+            f(&mut next);
+            next
+        });
+    }
+
+    /// Revokes a token now (synchronous form of [`RevocationStore::revoke_token`]).
+    pub fn revoke(&self, jti: &str, expires_at: i64) {
+        self.update(|e| {
+            let exp = e.tokens.entry(jti.to_owned()).or_insert(expires_at);
+            *exp = (*exp).max(expires_at);
+        });
+    }
+
+    /// Revokes a subject's tokens issued before `issued_before` (synchronous form of
+    /// [`RevocationStore::revoke_subject`]).
+    pub fn revoke_all(&self, subject: &str, issued_before: i64, until: i64) {
+        self.update(|e| {
+            let entry = e
+                .subjects
+                .entry(subject.to_owned())
+                .or_insert((issued_before, until));
+            entry.0 = entry.0.max(issued_before);
+            entry.1 = entry.1.max(until);
+        });
+    }
+}
+
+impl RevocationStore for MemoryRevocationStore {
+    fn check_local(&self, token: &TokenRef<'_>) -> Option<bool> {
+        Some(self.lookup(token))
+    }
+
+    fn is_revoked<'a>(
+        &'a self,
+        token: TokenRef<'a>,
+    ) -> BoxFuture<'a, Result<bool, RevocationError>> {
+        let answer = self.lookup(&token);
+        Box::pin(async move { Ok(answer) })
+    }
+
+    fn revoke_token<'a>(
+        &'a self,
+        jti: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        self.revoke(jti, expires_at);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn revoke_subject<'a>(
+        &'a self,
+        subject: &'a str,
+        issued_before: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        self.revoke_all(subject, issued_before, until);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
+    fn check_local(&self, token: &TokenRef<'_>) -> Option<bool> {
+        (**self).check_local(token)
+    }
+    fn is_revoked<'a>(
+        &'a self,
+        token: TokenRef<'a>,
+    ) -> BoxFuture<'a, Result<bool, RevocationError>> {
+        (**self).is_revoked(token)
+    }
+    fn revoke_token<'a>(
+        &'a self,
+        jti: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        (**self).revoke_token(jti, expires_at)
+    }
+    fn revoke_subject<'a>(
+        &'a self,
+        subject: &'a str,
+        issued_before: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        (**self).revoke_subject(subject, issued_before, until)
+    }
+}
+
+/// The store and policy of a configuration.
+pub(crate) struct Revocation {
+    pub(crate) store: Arc<dyn RevocationStore>,
+    pub(crate) policy: RevocationPolicy,
+    pub(crate) retry_after: u64,
+}
+
+fn token_ref(claims: &crate::validate::ClaimsMap) -> TokenRef<'_> {
+    use serde_json::Value;
+    TokenRef {
+        jti: claims.get("jti").and_then(Value::as_str),
+        iss: claims.get("iss").and_then(Value::as_str),
+        sub: claims.get("sub").and_then(Value::as_str),
+        iat: claims.get("iat").and_then(crate::validate::numeric_date),
+        exp: claims.get("exp").and_then(crate::validate::numeric_date),
+    }
+}
+
+/// The revocation answer without awaiting, if there is one.
+pub(crate) enum Local {
+    /// No store, or the store answered "not revoked".
+    Pass,
+    /// Revoked, or the store failed and the policy is fail closed.
+    Reject(crate::error::AuthError),
+    /// The store must be asked.
+    Ask,
+}
+
+impl Revocation {
+    pub(crate) fn local(&self, claims: &crate::validate::ClaimsMap) -> Local {
+        match self.store.check_local(&token_ref(claims)) {
+            Some(false) => Local::Pass,
+            Some(true) => Local::Reject(revoked()),
+            None => Local::Ask,
+        }
+    }
+
+    pub(crate) async fn ask(
+        &self,
+        claims: &crate::validate::ClaimsMap,
+    ) -> Result<(), crate::error::AuthError> {
+        match self.store.is_revoked(token_ref(claims)).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(revoked()),
+            Err(e) => match self.policy {
+                RevocationPolicy::FailOpen => {
+                    tracing::warn!(target: "tower_token_auth", error = %e, "revocation store unavailable; failing open");
+                    Ok(())
+                }
+                RevocationPolicy::FailClosed => {
+                    tracing::warn!(target: "tower_token_auth", error = %e, "revocation store unavailable; failing closed");
+                    Err(
+                        crate::error::AuthError::new(crate::error::Reason::RevocationUnavailable)
+                            .with_retry_after(self.retry_after),
+                    )
+                }
+            },
+        }
+    }
+}
+
+fn revoked() -> crate::error::AuthError {
+    crate::error::AuthError::new(crate::error::Reason::Revoked)
+}
