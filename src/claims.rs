@@ -177,6 +177,82 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     }
 }
 
+/// The scopes and roles of the verified token, put in the request extensions by the layer for
+/// [`RequireScope`](crate::scope::RequireScope) and handler-side checks.
+///
+/// Scopes come from `scope` (space-separated) and `scp` (a string or an array); roles from the
+/// claim path set with [`AuthConfigBuilder::roles_claim`](crate::AuthConfigBuilder::roles_claim)
+/// (default `roles`), e.g. `realm_access.roles` for Keycloak or `groups`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    scopes: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl Grants {
+    /// Grants with these scopes and roles.
+    pub fn new(
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+        roles: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Grants {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            roles: roles.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    pub(crate) fn from_claims(claims: &Map<String, Value>, roles_path: &[String]) -> Self {
+        let mut scopes = Vec::new();
+        if let Some(Value::String(s)) = claims.get("scope") {
+            scopes.extend(s.split_ascii_whitespace().map(str::to_owned));
+        }
+        match claims.get("scp") {
+            Some(Value::String(s)) => scopes.extend(s.split_ascii_whitespace().map(str::to_owned)),
+            Some(Value::Array(list)) => scopes.extend(
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .flat_map(str::split_ascii_whitespace)
+                    .map(str::to_owned),
+            ),
+            _ => {}
+        }
+        let mut node = Some(claims.get(roles_path.first().map(String::as_str).unwrap_or("roles")));
+        for seg in roles_path.iter().skip(1) {
+            node = node.map(|n| n.and_then(|v| v.get(seg.as_str())));
+        }
+        let roles = match node.flatten() {
+            Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Grants { scopes, roles }
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The roles.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// `true` if the token has this scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// `true` if the token has this role.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
 /// Put in the request extensions by the layer, so extractors can tell "no layer" from "no
 /// token" and name the claims type the layer was built for.
 #[derive(Clone)]

@@ -178,6 +178,7 @@ pub(crate) struct ConfigInner {
     pub(crate) sources: Vec<Arc<dyn TokenSource>>,
     pub(crate) realm: Option<String>,
     pub(crate) revocation: Option<Revocation>,
+    pub(crate) roles_claim: Vec<String>,
 }
 
 impl AuthConfig {
@@ -314,6 +315,7 @@ pub struct AuthConfigBuilder {
     realm: Option<String>,
     revocation: Option<Arc<dyn RevocationStore>>,
     revocation_policy: RevocationPolicy,
+    roles_claim: String,
 }
 
 impl Default for AuthConfigBuilder {
@@ -336,6 +338,7 @@ impl Default for AuthConfigBuilder {
             realm: None,
             revocation: None,
             revocation_policy: RevocationPolicy::FailClosed,
+            roles_claim: "roles".to_owned(),
         }
     }
 }
@@ -520,6 +523,14 @@ impl AuthConfigBuilder {
         self
     }
 
+    /// Where roles are read from, as a dotted claim path (default `roles`; e.g.
+    /// `realm_access.roles` for Keycloak, `groups` for Okta, `cognito:groups` for Cognito).
+    /// The value may be an array of strings or a space-separated string.
+    pub fn roles_claim(mut self, path: impl Into<String>) -> Self {
+        self.roles_claim = path.into();
+        self
+    }
+
     /// The realm for `WWW-Authenticate: Bearer realm="…"` (default: none).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -640,6 +651,7 @@ impl AuthConfigBuilder {
                 clock: self.clock,
                 sources,
                 realm: self.realm,
+                roles_claim: self.roles_claim.split('.').map(str::to_owned).collect(),
                 revocation: self.revocation.map(|store| Revocation {
                     store,
                     policy: self.revocation_policy,

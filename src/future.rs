@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
+use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::response::Responder;
 use crate::service::{finish, Checked, Held};
@@ -38,7 +39,7 @@ pin_project! {
     {
         Inner { #[pin] fut: S::Future },
         Rejected { response: Option<S::Response> },
-        Checking { check: CheckFuture, held: Option<(S, Held<ReqBody, T, R>)> },
+        Checking { check: CheckFuture, held: Option<(S, Held<ReqBody, T, R>, AuthConfig)> },
     }
 }
 
@@ -60,11 +61,16 @@ where
         }
     }
 
-    pub(crate) fn checking(check: CheckFuture, inner: S, held: Held<ReqBody, T, R>) -> Self {
+    pub(crate) fn checking(
+        check: CheckFuture,
+        inner: S,
+        held: Held<ReqBody, T, R>,
+        config: AuthConfig,
+    ) -> Self {
         ResponseFuture {
             kind: Kind::Checking {
                 check,
-                held: Some((inner, held)),
+                held: Some((inner, held, config)),
             },
         }
     }
@@ -92,10 +98,11 @@ where
                 }
                 KindProj::Checking { check, held } => {
                     let result = ready!(check.as_mut().poll(cx));
-                    let Some((mut inner, held)) = held.take() else {
+                    let Some((mut inner, held, config)) = held.take() else {
                         return Poll::Pending;
                     };
-                    match finish(Checked::Validated(result), held, &mut inner) {
+                    let roles = &config.inner.roles_claim;
+                    match finish(Checked::Validated(result), held, &mut inner, roles) {
                         Ok(fut) => Kind::Inner { fut },
                         Err(response) => Kind::Rejected {
                             response: Some(response),

@@ -71,6 +71,7 @@ mod layer;
 pub mod metrics;
 pub mod response;
 pub mod revocation;
+pub mod scope;
 mod service;
 pub mod source;
 #[cfg(feature = "test-util")]
@@ -80,7 +81,7 @@ mod validate;
 
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
-pub use claims::{Claims, StandardClaims};
+pub use claims::{Claims, Grants, StandardClaims};
 pub use config::{
     AuthConfig, AuthConfigBuilder, ClaimError, ConfigError, Issuer, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY,

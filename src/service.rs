@@ -10,7 +10,7 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::claims::{Claims, LayerMarker};
+use crate::claims::{Claims, Grants, LayerMarker};
 use crate::config::AuthConfig;
 use crate::error::{AuthError, Reason};
 use crate::future::{CheckFuture, ResponseFuture};
@@ -98,6 +98,7 @@ pub(crate) fn finish<S, ReqBody, ResBody, T, R>(
     checked: Checked,
     held: Held<ReqBody, T, R>,
     inner: &mut S,
+    roles_claim: &[String],
 ) -> Result<S::Future, Response<ResBody>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -114,15 +115,17 @@ where
         timer,
         ..
     } = held;
-    let result: Result<Option<T>, AuthError> = match checked {
+    let result: Result<Option<(T, Grants)>, AuthError> = match checked {
         Checked::NoToken(Ok(())) => match mode {
             Mode::Required => Err(AuthError::new(Reason::Missing)),
             Mode::Optional | Mode::AnonymousOnInvalid => Ok(None),
         },
         Checked::NoToken(Err(e)) => Err(e),
         Checked::Validated(r) => r
-            .and_then(into_claims::<T>)
-            .map(Some)
+            .and_then(|claims| {
+                let grants = Grants::from_claims(&claims, roles_claim);
+                into_claims::<T>(claims).map(|c| Some((c, grants)))
+            })
             .map_err(|e| e.with_source_label(source)),
     };
     let marker = |authenticated| LayerMarker {
@@ -131,10 +134,11 @@ where
         realm: realm.clone(),
     };
     match result {
-        Ok(Some(claims)) => {
+        Ok(Some((claims, grants))) => {
             crate::metrics::request("accepted", "none", timer.seconds());
             parts.extensions.insert(marker(true));
             parts.extensions.insert(Claims(claims));
+            parts.extensions.insert(grants);
         }
         Ok(None) => {
             crate::metrics::request("anonymous", "missing", timer.seconds());
@@ -225,9 +229,9 @@ where
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
             let check: CheckFuture = Box::pin(slow.run(self.config.clone()));
-            return ResponseFuture::checking(check, inner, held);
+            return ResponseFuture::checking(check, inner, held, self.config.clone());
         }
-        match finish(checked, held, &mut self.inner) {
+        match finish(checked, held, &mut self.inner, &cfg.roles_claim) {
             Ok(fut) => ResponseFuture::inner(fut),
             Err(response) => ResponseFuture::rejected(response),
         }

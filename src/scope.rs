@@ -1,0 +1,1 @@
+//! Scopes and roles: [`RequireScope`] for routes, [`Grants`](crate::Grants) for handlers.
