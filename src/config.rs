@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
 use crate::keys::KeyStatus;
 use crate::keys::{AlgSet, KeySource, Keys};
+use crate::metadata::{BuiltMetadata, ResourceMetadata};
 use crate::revocation::{Revocation, RevocationPolicy, RevocationStore};
 use crate::source::{Bearer, TokenSource};
 
@@ -130,6 +131,9 @@ pub enum ConfigError {
     /// The issuer check was skipped while several issuers are trusted.
     #[error("skip_issuer_check() cannot be used with several issuers: tokens are routed to their keys by `iss`")]
     SkipIssuerWithSeveral,
+    /// The protected resource identifier is not an https URL.
+    #[error("the protected resource must be an https URL without query or fragment (http only for localhost), e.g. \"https://api.example.com\"")]
+    InvalidResource,
     /// The realm or the required type contains characters that cannot be sent in a header.
     #[error("the {0} must be printable ASCII without `\"` or `\\`")]
     InvalidText(&'static str),
@@ -179,6 +183,7 @@ pub(crate) struct ConfigInner {
     pub(crate) realm: Option<String>,
     pub(crate) revocation: Option<Revocation>,
     pub(crate) roles_claim: Vec<String>,
+    pub(crate) metadata: Option<BuiltMetadata>,
 }
 
 impl AuthConfig {
@@ -266,6 +271,16 @@ impl AuthConfig {
         self.inner.realm.as_deref()
     }
 
+    /// The RFC 9728 metadata document, if configured (to serve it yourself).
+    pub fn resource_metadata_json(&self) -> Option<&str> {
+        self.inner.metadata.as_ref().map(|m| m.json.as_str())
+    }
+
+    /// The URL of the RFC 9728 metadata document, if configured.
+    pub fn resource_metadata_url(&self) -> Option<&str> {
+        self.inner.metadata.as_ref().map(|m| m.url.as_str())
+    }
+
     /// The current time as the configured clock sees it (seconds since the epoch).
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
@@ -316,6 +331,7 @@ pub struct AuthConfigBuilder {
     revocation: Option<Arc<dyn RevocationStore>>,
     revocation_policy: RevocationPolicy,
     roles_claim: String,
+    metadata: Option<ResourceMetadata>,
 }
 
 impl Default for AuthConfigBuilder {
@@ -339,6 +355,7 @@ impl Default for AuthConfigBuilder {
             revocation: None,
             revocation_policy: RevocationPolicy::FailClosed,
             roles_claim: "roles".to_owned(),
+            metadata: None,
         }
     }
 }
@@ -531,6 +548,14 @@ impl AuthConfigBuilder {
         self
     }
 
+    /// Publishes RFC 9728 protected-resource metadata: the layer serves it at
+    /// `/.well-known/oauth-protected-resource` and challenges carry `resource_metadata`.
+    /// See [`metadata`](crate::metadata).
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
     /// The realm for `WWW-Authenticate: Bearer realm="…"` (default: none).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -638,6 +663,23 @@ impl AuthConfigBuilder {
             self.sources
         };
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(300);
+        let metadata = match self.metadata {
+            Some(m) => {
+                let mut methods: Vec<&'static str> = Vec::new();
+                for s in &sources {
+                    let m = match s.name() {
+                        "authorization" | "header" => "header",
+                        "query" => "query",
+                        _ => continue,
+                    };
+                    if !methods.contains(&m) {
+                        methods.push(m);
+                    }
+                }
+                Some(m.build(methods)?)
+            }
+            None => None,
+        };
         Ok(AuthConfig {
             inner: Arc::new(ConfigInner {
                 check_issuer: !self.skip_issuer,
@@ -652,6 +694,7 @@ impl AuthConfigBuilder {
                 sources,
                 realm: self.realm,
                 roles_claim: self.roles_claim.split('.').map(str::to_owned).collect(),
+                metadata,
                 revocation: self.revocation.map(|store| Revocation {
                     store,
                     policy: self.revocation_policy,

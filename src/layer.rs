@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use tower_layer::Layer;
 
@@ -67,10 +66,9 @@ impl TokenAuthLayer {
     /// A layer that requires a valid token and answers with the default responder (using the
     /// configuration's realm).
     pub fn new(config: AuthConfig) -> Self {
-        let realm = config.realm().map(Arc::from);
         TokenAuthLayer {
+            responder: DefaultResponder::from_config(&config),
             config,
-            responder: DefaultResponder::with_realm(realm),
             mode: Mode::Required,
             _claims: PhantomData,
         }

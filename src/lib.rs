@@ -68,6 +68,7 @@ mod error;
 mod future;
 pub mod keys;
 mod layer;
+pub mod metadata;
 pub mod metrics;
 pub mod response;
 pub mod revocation;

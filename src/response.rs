@@ -34,6 +34,16 @@ pub const DEFAULT_RETRY_AFTER: u64 = 5;
 pub trait Responder<B>: Clone + Send + Sync + 'static {
     /// Builds the response.
     fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B>;
+
+    /// Builds the `200 application/json` response serving RFC 9728 metadata, if this responder
+    /// can build bodies from text. The default builds none: the layer then lets the request
+    /// through to your routes (serve [`AuthConfig::resource_metadata_json`] there).
+    ///
+    /// [`AuthConfig::resource_metadata_json`]: crate::AuthConfig::resource_metadata_json
+    fn metadata(&self, json: &str) -> Option<Response<B>> {
+        let _ = json;
+        None
+    }
 }
 
 impl<F, B> Responder<B> for F
@@ -64,6 +74,7 @@ where
 #[derive(Clone, Debug, Default)]
 pub struct DefaultResponder {
     realm: Option<Arc<str>>,
+    resource_metadata: Option<Arc<str>>,
 }
 
 impl DefaultResponder {
@@ -80,8 +91,18 @@ impl DefaultResponder {
         self
     }
 
-    pub(crate) fn with_realm(realm: Option<Arc<str>>) -> Self {
-        DefaultResponder { realm }
+    /// Adds `resource_metadata="<url>"` (RFC 9728) to every challenge.
+    #[must_use]
+    pub fn resource_metadata(mut self, url: impl AsRef<str>) -> Self {
+        self.resource_metadata = Some(Arc::from(sanitize(url.as_ref())));
+        self
+    }
+
+    pub(crate) fn from_config(config: &crate::AuthConfig) -> Self {
+        DefaultResponder {
+            realm: config.realm().map(Arc::from),
+            resource_metadata: config.resource_metadata_url().map(Arc::from),
+        }
     }
 }
 
@@ -90,7 +111,20 @@ where
     B: From<Bytes>,
 {
     fn respond(&self, error: &AuthError, _parts: &Parts) -> Response<B> {
-        problem_response(error, self.realm.as_deref())
+        let mut res = problem_response(error, self.realm.as_deref());
+        if let Some(url) = &self.resource_metadata {
+            if let Some(v) = challenge(error, self.realm.as_deref(), Some(url)) {
+                res.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
+        }
+        res
+    }
+
+    fn metadata(&self, json: &str) -> Option<Response<B>> {
+        let mut res = Response::new(B::from(Bytes::from(json.to_owned())));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Some(res)
     }
 }
 
@@ -106,6 +140,15 @@ where
 /// assert_eq!(v, r#"Bearer realm="api""#);
 /// ```
 pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> Option<HeaderValue> {
+    challenge(error, realm, None)
+}
+
+/// [`www_authenticate`] with an RFC 9728 `resource_metadata` URL.
+pub fn challenge(
+    error: &AuthError,
+    realm: Option<&str>,
+    resource_metadata: Option<&str>,
+) -> Option<HeaderValue> {
     let reason = error.reason();
     if reason.is_unavailable() {
         return None;
@@ -127,6 +170,10 @@ pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> Option<Header
                 let _ = write!(v, ", scope=\"{}\"", sanitize(scope));
             }
         }
+        sep = ", ";
+    }
+    if let Some(url) = resource_metadata {
+        let _ = write!(v, "{sep}resource_metadata=\"{}\"", sanitize(url));
     }
     HeaderValue::from_str(&v).ok()
 }

@@ -181,8 +181,15 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let timer = crate::metrics::Timer::start();
-        let (parts, body) = req.into_parts();
         let cfg = &self.config.inner;
+        if let Some(meta) = &cfg.metadata {
+            if req.method() == http::Method::GET && req.uri().path() == meta.path {
+                if let Some(res) = self.responder.metadata(&meta.json) {
+                    return ResponseFuture::rejected(res);
+                }
+            }
+        }
+        let (parts, body) = req.into_parts();
         let (checked, source, slow) = match find_token(&cfg.sources, &parts) {
             Err(e) => (Checked::NoToken(Err(e)), "", None),
             Ok(None) => (Checked::NoToken(Ok(())), "", None),
