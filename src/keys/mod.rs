@@ -690,8 +690,11 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
             (DecodingKey::from_ed_der(der), vec![Algorithm::EdDSA])
         }
         Material::Jwk(json) => {
-            let jwk: Jwk = serde_json::from_str(json)
-                .map_err(|_| invalid("give one JWK as JSON with kty, and n/e, crv/x/y or k"))?;
+            const FIX: &str = "give one JWK as JSON with kty, and n/e, crv/x/y or k";
+            let mut value: serde_json::Value =
+                serde_json::from_str(json).map_err(|_| invalid(FIX))?;
+            normalize_jwk_alg(&mut value);
+            let jwk: Jwk = serde_json::from_value(value).map_err(|_| invalid(FIX))?;
             match jwk_key(&jwk) {
                 Ok(Some(mut key)) => {
                     if key.kid.is_none() {
@@ -789,7 +792,8 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, JwksError> {
     }
     let mut out: Vec<VerifyingKey> = Vec::with_capacity(set.keys.len());
     let mut seen = std::collections::HashSet::new();
-    for value in set.keys {
+    for mut value in set.keys {
+        normalize_jwk_alg(&mut value);
         let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
             tracing::warn!("JWK skipped: not a valid JWK");
             continue;
@@ -815,6 +819,13 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, JwksError> {
         return Err(JwksError::Empty);
     }
     Ok(out)
+}
+
+/// RFC 9864 names the Ed25519 algorithm `Ed25519`; jsonwebtoken knows it as `EdDSA`.
+fn normalize_jwk_alg(value: &mut serde_json::Value) {
+    if value.get("alg").and_then(serde_json::Value::as_str) == Some("Ed25519") {
+        value["alg"] = "EdDSA".into();
+    }
 }
 
 /// Turns a JWK into a verifying key; `Ok(None)` for keys that are not for signatures.
