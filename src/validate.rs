@@ -201,7 +201,11 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Cla
             "unsupported critical header parameter",
         ));
     }
-    let alg: Option<Algorithm> = header.alg.parse().ok();
+    // `Ed25519` is the fully-specified name of EdDSA over Ed25519 (RFC 9864).
+    let alg: Option<Algorithm> = match &*header.alg {
+        "Ed25519" => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
+    };
     if alg.is_none() {
         problems.push(Problem::about(Reason::AlgNotAllowed, "alg"));
     }
