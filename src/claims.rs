@@ -185,6 +185,11 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
 /// (default `roles`), e.g. `realm_access.roles` for Keycloak or `groups`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grants {
+    inner: Arc<GrantsInner>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct GrantsInner {
     scopes: Vec<String>,
     roles: Vec<String>,
 }
@@ -196,8 +201,10 @@ impl Grants {
         roles: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         Grants {
-            scopes: scopes.into_iter().map(Into::into).collect(),
-            roles: roles.into_iter().map(Into::into).collect(),
+            inner: Arc::new(GrantsInner {
+                scopes: scopes.into_iter().map(Into::into).collect(),
+                roles: roles.into_iter().map(Into::into).collect(),
+            }),
         }
     }
 
@@ -229,27 +236,65 @@ impl Grants {
                 .collect(),
             _ => Vec::new(),
         };
-        Grants { scopes, roles }
+        Grants {
+            inner: Arc::new(GrantsInner { scopes, roles }),
+        }
     }
 
     /// The scopes.
     pub fn scopes(&self) -> &[String] {
-        &self.scopes
+        &self.inner.scopes
     }
 
     /// The roles.
     pub fn roles(&self) -> &[String] {
-        &self.roles
+        &self.inner.roles
     }
 
     /// `true` if the token has this scope.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.inner.scopes.iter().any(|s| s == scope)
     }
 
     /// `true` if the token has this role.
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+        self.inner.roles.iter().any(|r| r == role)
+    }
+}
+
+/// The verified claims of the request's token, as the layer puts them in the request
+/// extensions (shared, cheap to clone). Read them from there outside axum, e.g. in a tonic
+/// handler or a plain `service_fn`:
+///
+/// ```
+/// use tower_token_auth::{StandardClaims, VerifiedClaims};
+///
+/// fn subject(req: &http::Request<()>) -> Option<String> {
+///     let claims = req.extensions().get::<VerifiedClaims<StandardClaims>>()?;
+///     claims.sub.clone()
+/// }
+/// # assert_eq!(subject(&http::Request::new(())), None);
+/// ```
+#[derive(Debug)]
+pub struct VerifiedClaims<T>(pub(crate) Arc<T>);
+
+impl<T> Clone for VerifiedClaims<T> {
+    fn clone(&self) -> Self {
+        VerifiedClaims(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Deref for VerifiedClaims<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> VerifiedClaims<T> {
+    /// The shared claims.
+    pub fn shared(&self) -> Arc<T> {
+        Arc::clone(&self.0)
     }
 }
 
@@ -341,8 +386,8 @@ mod extract {
         parts: &Parts,
     ) -> Result<Option<Claims<T>>, ClaimsRejection> {
         let wanted = std::any::type_name::<T>();
-        if let Some(c) = parts.extensions.get::<Claims<T>>() {
-            return Ok(Some(c.clone()));
+        if let Some(c) = parts.extensions.get::<super::VerifiedClaims<T>>() {
+            return Ok(Some(Claims(T::clone(&c.0))));
         }
         match parts.extensions.get::<LayerMarker>() {
             None => Err(ClaimsRejection::MissingLayer { wanted }),

@@ -10,14 +10,11 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use crate::config::AuthConfig;
-use crate::error::AuthError;
 use crate::response::Responder;
-use crate::service::{finish, Checked, Held};
-use crate::validate::ClaimsMap;
+use crate::service::{finish, Checked, Held, SlowOutput};
 
 /// A validation that waits for remote keys (boxed: it only exists on the slow path).
-pub(crate) type CheckFuture =
-    Pin<Box<dyn Future<Output = Result<ClaimsMap, AuthError>> + Send + 'static>>;
+pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = SlowOutput> + Send + 'static>>;
 
 pin_project! {
     /// The response future of [`TokenAuth`](crate::TokenAuth): the inner service's future, a
@@ -97,12 +94,12 @@ where
                     };
                 }
                 KindProj::Checking { check, held } => {
-                    let result = ready!(check.as_mut().poll(cx));
+                    let (result, token) = ready!(check.as_mut().poll(cx));
                     let Some((mut inner, held, config)) = held.take() else {
                         return Poll::Pending;
                     };
                     let roles = &config.inner.roles_claim;
-                    match finish(Checked::Validated(result), held, &mut inner, roles) {
+                    match finish(Checked::Validated(result, token), held, &mut inner, roles) {
                         Ok(fut) => Kind::Inner { fut },
                         Err(response) => Kind::Rejected {
                             response: Some(response),

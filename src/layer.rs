@@ -3,7 +3,11 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use std::sync::Arc;
+
 use tower_layer::Layer;
+
+use crate::cache::{CacheStats, TokenCache, DEFAULT_CACHE_CAPACITY};
 
 use crate::claims::StandardClaims;
 use crate::config::AuthConfig;
@@ -59,6 +63,8 @@ pub struct TokenAuthLayer<T = StandardClaims, R = DefaultResponder> {
     pub(crate) config: AuthConfig,
     pub(crate) responder: R,
     pub(crate) mode: Mode,
+    pub(crate) cache: Option<Arc<TokenCache<T>>>,
+    cache_capacity: usize,
     _claims: PhantomData<fn() -> T>,
 }
 
@@ -70,6 +76,8 @@ impl TokenAuthLayer {
             responder: DefaultResponder::from_config(&config),
             config,
             mode: Mode::Required,
+            cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
             _claims: PhantomData,
         }
     }
@@ -93,8 +101,20 @@ impl<T, R> TokenAuthLayer<T, R> {
             config: self.config,
             responder: self.responder,
             mode: self.mode,
+            cache: TokenCache::new(self.cache_capacity),
+            cache_capacity: self.cache_capacity,
             _claims: PhantomData,
         }
+    }
+
+    /// Sizes the verified-token cache (default [`DEFAULT_CACHE_CAPACITY`] slots); `0` turns
+    /// it off. A token seen before then skips the signature check, with `exp`/`nbf` and
+    /// revocation still checked on every request; see the [cache rules](crate#the-verified-token-cache).
+    #[must_use]
+    pub fn cache_capacity(mut self, slots: usize) -> Self {
+        self.cache = TokenCache::new(slots);
+        self.cache_capacity = slots;
+        self
     }
 
     /// Answers rejections with `responder` instead (see [`Responder`](crate::Responder)).
@@ -103,8 +123,15 @@ impl<T, R> TokenAuthLayer<T, R> {
             config: self.config,
             responder,
             mode: self.mode,
+            cache: self.cache,
+            cache_capacity: self.cache_capacity,
             _claims: PhantomData,
         }
+    }
+
+    /// Counters of the verified-token cache (shared by every service this layer made).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
     }
 
     /// Lets requests without a token through, without claims (`Option<Claims<T>>` is `None`).
@@ -137,6 +164,8 @@ impl<T, R: Clone> Clone for TokenAuthLayer<T, R> {
             config: self.config.clone(),
             responder: self.responder.clone(),
             mode: self.mode,
+            cache: self.cache.clone(),
+            cache_capacity: self.cache_capacity,
             _claims: PhantomData,
         }
     }

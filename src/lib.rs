@@ -50,6 +50,17 @@
 //! | `cookie` | yes | `source::cookie` |
 //! | `test-util` | no | `testing`: keys and signed tokens for tests |
 //!
+//! # The verified-token cache
+//!
+//! A token seen before skips the signature check. A hit requires byte equality with the
+//! verified token (compared in constant time); `exp` and `nbf` are re-checked against the
+//! clock on every hit and revocation is still consulted; an entry is only used while the key
+//! set that verified it is current (a remote key refresh re-verifies every token once, so a
+//! key that left the set stops verifying). Memory is bounded: a fixed table of
+//! [`DEFAULT_CACHE_CAPACITY`] (4096) slots per layer, one token each, about 1–2 KiB per
+//! entry. Size it or turn it off with [`TokenAuthLayer::cache_capacity`]; read its counters
+//! with [`TokenAuthLayer::cache_stats`].
+//!
 //! # Where to read on
 //!
 //! - [`AuthConfigBuilder`]: every setting and its default.
@@ -59,6 +70,7 @@
 //! - [`response`]: the default response and how to build your own.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache;
 mod claims;
 pub mod clock;
 mod config;
@@ -66,6 +78,9 @@ mod crypto;
 pub mod diagnose;
 mod error;
 mod future;
+#[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
+pub mod issuer;
 pub mod keys;
 mod layer;
 pub mod metadata;
@@ -80,19 +95,22 @@ pub mod source;
 pub mod testing;
 mod validate;
 
+pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
-pub use claims::{Claims, Grants, StandardClaims};
+pub use claims::{Claims, Grants, StandardClaims, VerifiedClaims};
 pub use config::{
     AuthConfig, AuthConfigBuilder, ClaimError, ConfigError, Issuer, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY,
 };
+pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
 pub use error::{AuthError, Problem, Reason, TokenFacts};
 pub use future::ResponseFuture;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
 pub use layer::TokenAuthLayer;
 pub use response::{DefaultResponder, Responder};
+pub use scope::{RequireRole, RequireScope};
 pub use service::TokenAuth;
 
 /// The README's Rust examples, compiled as doc tests.

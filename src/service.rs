@@ -1,7 +1,7 @@
 //! [`TokenAuth`]: the `Service` the layer wraps around the inner one.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,15 +10,16 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::claims::{Claims, Grants, LayerMarker};
-use crate::config::AuthConfig;
+use crate::cache::{CacheFacts, Entry, TokenCache};
+use crate::claims::{Grants, LayerMarker, VerifiedClaims};
+use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
 use crate::future::{CheckFuture, ResponseFuture};
 use crate::layer::{Mode, TokenAuthLayer};
 use crate::response::Responder;
-use crate::revocation::Local;
+use crate::revocation::{token_ref, Local};
 use crate::source::find_token;
-use crate::validate::{into_claims, validate_step, ClaimsMap, Pending, Step};
+use crate::validate::{into_claims, validate_step, Accepted, Pending, Step};
 
 /// The service built by [`TokenAuthLayer`]; see there.
 pub struct TokenAuth<S, T, R> {
@@ -27,7 +28,7 @@ pub struct TokenAuth<S, T, R> {
     responder: R,
     mode: Mode,
     realm: Option<Arc<str>>,
-    _claims: PhantomData<fn() -> T>,
+    cache: Option<Arc<TokenCache<T>>>,
 }
 
 impl<S, T, R> TokenAuth<S, T, R> {
@@ -39,7 +40,7 @@ impl<S, T, R> TokenAuth<S, T, R> {
             responder: layer.responder,
             mode: layer.mode,
             realm,
-            _claims: PhantomData,
+            cache: layer.cache,
         }
     }
 
@@ -57,7 +58,7 @@ impl<S: Clone, T, R: Clone> Clone for TokenAuth<S, T, R> {
             responder: self.responder.clone(),
             mode: self.mode,
             realm: self.realm.clone(),
-            _claims: PhantomData,
+            cache: self.cache.clone(),
         }
     }
 }
@@ -73,7 +74,7 @@ impl<S: fmt::Debug, T, R: fmt::Debug> fmt::Debug for TokenAuth<S, T, R> {
     }
 }
 
-/// What the request holds while a validation waits for remote keys.
+/// What the request holds until the check is done.
 pub(crate) struct Held<ReqBody, T, R> {
     parts: Parts,
     body: ReqBody,
@@ -82,20 +83,22 @@ pub(crate) struct Held<ReqBody, T, R> {
     realm: Option<Arc<str>>,
     source: &'static str,
     timer: crate::metrics::Timer,
-    _claims: PhantomData<fn() -> T>,
+    cache: Option<Arc<TokenCache<T>>>,
 }
 
 /// The result of looking for and validating the token.
-pub(crate) enum Checked {
+pub(crate) enum Checked<T> {
     /// No token was found, or the sources refused the request.
     NoToken(Result<(), AuthError>),
-    /// A token was validated.
-    Validated(Result<ClaimsMap, AuthError>),
+    /// A token was validated (the token text is kept to be cached when accepted).
+    Validated(Result<Accepted, AuthError>, Option<Box<str>>),
+    /// A token found in the verified-token cache.
+    Cached(Arc<Entry<T>>),
 }
 
 /// Turns the check into either the inner service's future (claims inserted) or a rejection.
 pub(crate) fn finish<S, ReqBody, ResBody, T, R>(
-    checked: Checked,
+    checked: Checked<T>,
     held: Held<ReqBody, T, R>,
     inner: &mut S,
     roles_claim: &[String],
@@ -113,18 +116,26 @@ where
         realm,
         source,
         timer,
-        ..
+        cache,
     } = held;
-    let result: Result<Option<(T, Grants)>, AuthError> = match checked {
+    let result: Result<Option<(Arc<T>, Grants)>, AuthError> = match checked {
         Checked::NoToken(Ok(())) => match mode {
             Mode::Required => Err(AuthError::new(Reason::Missing)),
             Mode::Optional | Mode::AnonymousOnInvalid => Ok(None),
         },
         Checked::NoToken(Err(e)) => Err(e),
-        Checked::Validated(r) => r
-            .and_then(|claims| {
-                let grants = Grants::from_claims(&claims, roles_claim);
-                into_claims::<T>(claims).map(|c| Some((c, grants)))
+        Checked::Cached(entry) => Ok(Some((Arc::clone(&entry.claims), entry.grants.clone()))),
+        Checked::Validated(r, token) => r
+            .and_then(|accepted| {
+                let grants = Grants::from_claims(&accepted.claims, roles_claim);
+                let facts = cache.as_ref().map(|_| {
+                    CacheFacts::from_claims(&accepted.claims, accepted.trust, accepted.version)
+                });
+                let claims = Arc::new(into_claims::<T>(accepted.claims)?);
+                if let (Some(cache), Some(token), Some(facts)) = (&cache, token, facts) {
+                    cache.insert(&token, Arc::clone(&claims), grants.clone(), facts);
+                }
+                Ok(Some((claims, grants)))
             })
             .map_err(|e| e.with_source_label(source)),
     };
@@ -137,7 +148,7 @@ where
         Ok(Some((claims, grants))) => {
             crate::metrics::request("accepted", "none", timer.seconds());
             parts.extensions.insert(marker(true));
-            parts.extensions.insert(Claims(claims));
+            parts.extensions.insert(VerifiedClaims(claims));
             parts.extensions.insert(grants);
         }
         Ok(None) => {
@@ -193,31 +204,20 @@ where
         let (checked, source, slow) = match find_token(&cfg.sources, &parts) {
             Err(e) => (Checked::NoToken(Err(e)), "", None),
             Ok(None) => (Checked::NoToken(Ok(())), "", None),
-            Ok(Some((token, source))) => match validate_step(cfg, &token, true) {
-                Step::Done(Ok(claims)) => match cfg.revocation.as_ref().map(|r| r.local(&claims)) {
-                    None | Some(Local::Pass) => (Checked::Validated(Ok(claims)), source, None),
-                    Some(Local::Reject(e)) => (
-                        Checked::Validated(Err(e.with_fingerprint(&token))),
+            Ok(Some((token, source))) => {
+                match self.cache.as_ref().and_then(|c| cached(c, cfg, &token)) {
+                    Some(Ok(entry)) => (Checked::Cached(entry), source, None),
+                    Some(Err(e)) => (
+                        Checked::Validated(Err(e.with_fingerprint(&token)), None),
                         source,
                         None,
                     ),
-                    Some(Local::Ask) => (
-                        Checked::NoToken(Ok(())),
-                        source,
-                        Some(Slow::Revocation(claims, token.into_owned())),
-                    ),
-                },
-                Step::Done(Err(e)) => (
-                    Checked::Validated(Err(e.with_fingerprint(&token))),
-                    source,
-                    None,
-                ),
-                Step::Wait(pending) => (
-                    Checked::NoToken(Ok(())),
-                    source,
-                    Some(Slow::Keys(pending, token.into_owned())),
-                ),
-            },
+                    None => {
+                        let (checked, slow) = check(cfg, token, self.cache.is_some());
+                        (checked, source, slow)
+                    }
+                }
+            }
         };
         let held = Held {
             parts,
@@ -227,7 +227,7 @@ where
             realm: self.realm.clone(),
             source,
             timer,
-            _claims: PhantomData,
+            cache: self.cache.clone(),
         };
         if let Some(slow) = slow {
             // The service that was polled ready is the one that must be called: keep it and
@@ -245,34 +245,90 @@ where
     }
 }
 
+/// A cache hit: the entry (revocation consulted), a revocation rejection, or `None` to
+/// validate in full (miss, or a store that must be asked asynchronously).
+fn cached<T>(
+    cache: &TokenCache<T>,
+    cfg: &ConfigInner,
+    token: &str,
+) -> Option<Result<Arc<Entry<T>>, AuthError>> {
+    let now = cfg.clock.now();
+    let entry = cache.get(token, now, cfg.leeway, |trust| {
+        cfg.trusts.get(trust).map_or(u64::MAX, |t| t.keys.version())
+    })?;
+    match cfg.revocation.as_ref().map(|r| r.local(&entry.token_ref())) {
+        None | Some(Local::Pass) => Some(Ok(entry)),
+        Some(Local::Reject(e)) => Some(Err(e)),
+        Some(Local::Ask) => None,
+    }
+}
+
+/// Full validation of a token: done now, or the part that must wait.
+fn check<T>(cfg: &ConfigInner, token: Cow<'_, str>, keep: bool) -> (Checked<T>, Option<Slow>) {
+    let keep_token = |t: &str| keep.then(|| Box::<str>::from(t));
+    match validate_step(cfg, &token, true) {
+        Step::Done(Ok(accepted)) => {
+            let local = cfg
+                .revocation
+                .as_ref()
+                .map(|r| r.local(&token_ref(&accepted.claims)));
+            match local {
+                None | Some(Local::Pass) => {
+                    let t = keep_token(&token);
+                    (Checked::Validated(Ok(accepted), t), None)
+                }
+                Some(Local::Reject(e)) => (
+                    Checked::Validated(Err(e.with_fingerprint(&token)), None),
+                    None,
+                ),
+                Some(Local::Ask) => (
+                    Checked::NoToken(Ok(())),
+                    Some(Slow::Revocation(accepted, token.into_owned(), keep)),
+                ),
+            }
+        }
+        Step::Done(Err(e)) => (
+            Checked::Validated(Err(e.with_fingerprint(&token)), None),
+            None,
+        ),
+        Step::Wait(pending) => (
+            Checked::NoToken(Ok(())),
+            Some(Slow::Keys(pending, token.into_owned(), keep)),
+        ),
+    }
+}
+
 /// The part of a check that must wait: remote keys, or a revocation store.
-enum Slow {
-    Keys(Pending, String),
-    Revocation(ClaimsMap, String),
+pub(crate) enum Slow {
+    Keys(Pending, String, bool),
+    Revocation(Accepted, String, bool),
 }
 
 impl Slow {
-    async fn run(self, config: AuthConfig) -> Result<ClaimsMap, AuthError> {
+    async fn run(self, config: AuthConfig) -> SlowOutput {
         let cfg = &config.inner;
-        let (claims, token) = match self {
-            Slow::Keys(pending, token) => {
+        let (accepted, token, keep) = match self {
+            Slow::Keys(pending, token, keep) => {
                 pending.run().await;
                 match validate_step(cfg, &token, false) {
-                    Step::Done(Ok(claims)) => (claims, token),
-                    Step::Done(Err(e)) => return Err(e.with_fingerprint(&token)),
-                    Step::Wait(_) => return Err(AuthError::new(Reason::KeysUnavailable)),
+                    Step::Done(Ok(accepted)) => (accepted, token, keep),
+                    Step::Done(Err(e)) => return (Err(e.with_fingerprint(&token)), None),
+                    Step::Wait(_) => return (Err(AuthError::new(Reason::KeysUnavailable)), None),
                 }
             }
-            Slow::Revocation(claims, token) => (claims, token),
+            Slow::Revocation(accepted, token, keep) => (accepted, token, keep),
         };
         if let Some(rev) = &cfg.revocation {
-            if let Err(e) = rev.ask(&claims).await {
-                return Err(e.with_fingerprint(&token));
+            if let Err(e) = rev.ask(token_ref(&accepted.claims)).await {
+                return (Err(e.with_fingerprint(&token)), None);
             }
         }
-        Ok(claims)
+        (Ok(accepted), keep.then(|| token.into_boxed_str()))
     }
 }
+
+/// What a slow check produces: the validation result and, to cache it, the token.
+pub(crate) type SlowOutput = (Result<Accepted, AuthError>, Option<Box<str>>);
 
 /// One `tracing` event per rejection, with what an operator needs and never the token.
 pub(crate) fn log_rejection(err: &AuthError, parts: Option<&Parts>, let_through: bool) {

@@ -88,9 +88,17 @@ impl Pending {
     }
 }
 
+/// A verified token: its claims, the index of its issuer's trust and the version of the key
+/// set that verified it.
+pub(crate) struct Accepted {
+    pub(crate) claims: ClaimsMap,
+    pub(crate) trust: usize,
+    pub(crate) version: u64,
+}
+
 /// The outcome of one synchronous validation pass.
 pub(crate) enum Step {
-    Done(Result<ClaimsMap, AuthError>),
+    Done(Result<Accepted, AuthError>),
     /// Keys must be fetched first; run the pending work, then validate again with
     /// `may_fetch: false`.
     Wait(Pending),
@@ -100,20 +108,21 @@ pub(crate) enum Step {
 /// when needed.
 pub(crate) async fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
     let claims = match validate_step(cfg, token, true) {
-        Step::Done(r) => r?,
+        Step::Done(r) => r?.claims,
         Step::Wait(pending) => {
             pending.run().await;
             match validate_step(cfg, token, false) {
-                Step::Done(r) => r?,
+                Step::Done(r) => r?.claims,
                 Step::Wait(_) => return Err(AuthError::new(Reason::KeysUnavailable)),
             }
         }
     };
     if let Some(rev) = &cfg.revocation {
-        match rev.local(&claims) {
+        let token = crate::revocation::token_ref(&claims);
+        match rev.local(&token) {
             crate::revocation::Local::Pass => {}
             crate::revocation::Local::Reject(e) => return Err(e),
-            crate::revocation::Local::Ask => rev.ask(&claims).await?,
+            crate::revocation::Local::Ask => rev.ask(token).await?,
         }
     }
     Ok(claims)
@@ -123,7 +132,7 @@ pub(crate) async fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap
 /// [`Step::Wait`] instead of failing.
 pub(crate) fn validate_step(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Step {
     match validate_inner(cfg, token, may_fetch) {
-        Ok(claims) => Step::Done(Ok(claims)),
+        Ok(v) => Step::Done(Ok(v)),
         Err(Flow::Reject(e)) => Step::Done(Err(e)),
         Err(Flow::Wait(p)) => Step::Wait(p),
     }
@@ -141,7 +150,7 @@ impl From<AuthError> for Flow {
     }
 }
 
-fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<ClaimsMap, Flow> {
+fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Accepted, Flow> {
     if token.len() > cfg.max_token_len {
         return Err(AuthError::new(Reason::TooLarge).into());
     }
@@ -226,25 +235,24 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Cla
         .as_ref()
         .and_then(|c| c.get("iss"))
         .and_then(Value::as_str);
-    let trust = match (cfg.check_issuer, iss) {
-        (false, _) => cfg.trusts.first(),
+    let trust_index = match (cfg.check_issuer, iss) {
+        (false, _) => Some(0),
         (true, Some(iss)) => cfg
             .trusts
             .iter()
-            .find(|t| t.issuers.iter().any(|i| i == iss)),
+            .position(|t| t.issuers.iter().any(|i| i == iss)),
         (true, None) => None,
     };
     // With one issuer, an unknown `iss` is still checked against its keys, so a forged
     // token is reported as such; with several, there is no key to check against.
-    let trust = trust.or(if cfg.trusts.len() == 1 {
-        cfg.trusts.first()
-    } else {
-        None
-    });
+    let trust_index = trust_index.or(if cfg.trusts.len() == 1 { Some(0) } else { None });
+    let trust = trust_index.and_then(|i| cfg.trusts.get(i));
+    let mut version = 0;
 
     // Key and signature.
     if let (Some(alg), Some(trust)) = (alg, trust) {
         let set = current_set(trust, may_fetch)?;
+        version = set.version();
         match set.lookup(header.kid.as_deref(), alg) {
             Lookup::AlgNotAllowed => problems.push(Problem::about(Reason::AlgNotAllowed, "alg")),
             Lookup::UnknownKey => {
@@ -285,7 +293,11 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Cla
     check_claims(cfg, trust, &claims, now, &mut problems);
 
     if problems.is_empty() {
-        Ok(claims)
+        Ok(Accepted {
+            claims,
+            trust: trust_index.unwrap_or(0),
+            version,
+        })
     } else {
         Err(reject(problems, &header, Some(&claims), cfg, trust, now).into())
     }
@@ -295,7 +307,17 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Cla
 enum SetRef<'a> {
     Borrowed(&'a KeySet),
     #[cfg(feature = "remote")]
-    Owned(std::sync::Arc<KeySet>),
+    Owned(std::sync::Arc<KeySet>, u64),
+}
+
+impl SetRef<'_> {
+    fn version(&self) -> u64 {
+        match self {
+            SetRef::Borrowed(_) => 0,
+            #[cfg(feature = "remote")]
+            SetRef::Owned(_, v) => *v,
+        }
+    }
 }
 
 impl std::ops::Deref for SetRef<'_> {
@@ -304,7 +326,7 @@ impl std::ops::Deref for SetRef<'_> {
         match self {
             SetRef::Borrowed(s) => s,
             #[cfg(feature = "remote")]
-            SetRef::Owned(s) => s,
+            SetRef::Owned(s, _) => s,
         }
     }
 }
@@ -318,7 +340,7 @@ fn current_set(trust: &Trust, may_fetch: bool) -> Result<SetRef<'_>, Flow> {
         }
         #[cfg(feature = "remote")]
         KeySource::Remote(remote) => match remote.snapshot() {
-            crate::keys::remote::Snapshot::Keys(set) => Ok(SetRef::Owned(set)),
+            crate::keys::remote::Snapshot::Keys(set, v) => Ok(SetRef::Owned(set, v)),
             crate::keys::remote::Snapshot::Unavailable => {
                 if may_fetch && remote.claim_unavailable_fetch() {
                     return Err(wait(remote, FetchAction::Fetch { unknown_kid: false }));

@@ -13,9 +13,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::Value;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_token_auth::{
-    AuthConfig, AuthError, Claims, Keys, Reason, StandardClaims, TokenAuthLayer,
-};
+use tower_token_auth::{AuthConfig, AuthError, Keys, Reason, StandardClaims, TokenAuthLayer};
 
 const FIXTURE: &str = include_str!("fixtures/interop.json");
 const REALM: &str = "interop";
@@ -190,8 +188,11 @@ async fn verdict(cfg: &AuthConfig, token: &str) -> String {
 
 /// Echoes `sub` and `tenant` of the verified claims as JSON.
 async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let body = match req.extensions().get::<Claims<StandardClaims>>() {
-        Some(Claims(c)) => serde_json::json!({
+    let body = match req
+        .extensions()
+        .get::<tower_token_auth::VerifiedClaims<StandardClaims>>()
+    {
+        Some(c) => serde_json::json!({
             "sub": c.sub,
             "tenant": c.extra.get("tenant"),
             "scope": c.scope,

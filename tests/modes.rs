@@ -342,7 +342,10 @@ async fn anonymous_on_invalid_error_is_in_request_extensions_of_service_fn() {
         .anonymous_on_invalid()
         .layer(service_fn(|req: Request<Body>| async move {
             let err = req.extensions().get::<AuthError>().cloned();
-            let claims = req.extensions().get::<Claims<StandardClaims>>().cloned();
+            let claims = req
+                .extensions()
+                .get::<tower_token_auth::VerifiedClaims<StandardClaims>>()
+                .cloned();
             let text = format!(
                 "claims:{} reason:{}",
                 claims.is_some(),
@@ -584,7 +587,7 @@ type FullRes = http::Response<Full<Bytes>>;
 async fn echo(req: Request<String>) -> Result<FullRes, Infallible> {
     let sub = req
         .extensions()
-        .get::<Claims<StandardClaims>>()
+        .get::<tower_token_auth::VerifiedClaims<StandardClaims>>()
         .and_then(|c| c.sub.clone())
         .unwrap_or_else(|| "nobody".into());
     Ok(http::Response::new(Full::new(Bytes::from(format!(

@@ -330,6 +330,15 @@ impl KeySource {
         }
     }
 
+    /// The version of the current key set: 0 for static keys, bumped per published remote set.
+    pub(crate) fn version(&self) -> u64 {
+        match self {
+            KeySource::Static(_) => 0,
+            #[cfg(feature = "remote")]
+            KeySource::Remote(r) => r.version(),
+        }
+    }
+
     /// Algorithms the source can verify (all allowed ones for remote sources).
     pub(crate) fn algorithms(&self, allowed: AlgSet) -> AlgSet {
         let _ = allowed;

@@ -211,6 +211,7 @@ impl Remote {
             jwks_uri: ArcSwapOption::empty(),
             fetch_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            versions: AtomicU64::new(0),
             last_refetch: AtomicI64::new(i64::MIN / 2),
             last_attempt: AtomicI64::new(i64::MIN / 2),
             refreshing: AtomicBool::new(false),
@@ -222,6 +223,8 @@ impl Remote {
 /// The current keys and when they were fetched (clock seconds).
 pub(crate) struct State {
     pub(crate) keys: Arc<KeySet>,
+    /// Changes each time a newly fetched set is stored.
+    pub(crate) version: u64,
     fetched_at: i64,
     refresh_at: i64,
     expires_at: i64,
@@ -245,6 +248,7 @@ pub(crate) struct RemoteKeys {
     jwks_uri: ArcSwapOption<String>,
     fetch_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    versions: AtomicU64,
     last_refetch: AtomicI64,
     last_attempt: AtomicI64,
     refreshing: AtomicBool,
@@ -262,8 +266,8 @@ impl fmt::Debug for RemoteKeys {
 
 /// What the request path can do with the remote keys right now.
 pub(crate) enum Snapshot {
-    /// Usable keys (fresh, or stale within the bound).
-    Keys(Arc<KeySet>),
+    /// Usable keys (fresh, or stale within the bound), and their version.
+    Keys(Arc<KeySet>, u64),
     /// None usable: never fetched, or stale past the bound. The caller must fetch.
     Unavailable,
 }
@@ -325,7 +329,7 @@ impl RemoteKeys {
             self.spawn_refresh();
         }
         if now < state.expires_at {
-            return Snapshot::Keys(state.keys.clone());
+            return Snapshot::Keys(state.keys.clone(), state.version);
         }
         if now
             < state
@@ -334,7 +338,7 @@ impl RemoteKeys {
         {
             self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
             crate::metrics::stale_served();
-            return Snapshot::Keys(state.keys.clone());
+            return Snapshot::Keys(state.keys.clone(), state.version);
         }
         Snapshot::Unavailable
     }
@@ -387,6 +391,7 @@ impl RemoteKeys {
             self.stats
                 .unknown_kid_refetch
                 .fetch_add(1, Ordering::Relaxed);
+            crate::metrics::unknown_kid_refetch();
         }
         self.fetch_locked().await;
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -420,8 +425,10 @@ impl RemoteKeys {
                 let now = self.now();
                 let ttl = self.jittered(ttl);
                 let count = keys.len();
+                let version = self.versions.fetch_add(1, Ordering::AcqRel) + 1;
                 self.state.store(Some(Arc::new(State {
                     keys: Arc::new(keys),
+                    version,
                     fetched_at: now,
                     refresh_at: now + ttl * 8 / 10,
                     expires_at: now + ttl,
@@ -464,6 +471,7 @@ impl RemoteKeys {
                         );
                         self.state.store(Some(Arc::new(State {
                             keys: s.keys.clone(),
+                            version: s.version,
                             fetched_at: s.fetched_at,
                             refresh_at: retry,
                             expires_at: s.expires_at,
@@ -605,6 +613,11 @@ impl RemoteKeys {
             body.extend_from_slice(&chunk);
         }
         Ok((body, max_age))
+    }
+
+    /// The version of the current key set (0 before the first fetch).
+    pub(crate) fn version(&self) -> u64 {
+        self.state.load().as_ref().map_or(0, |s| s.version)
     }
 
     pub(crate) fn describe(&self) -> Vec<super::KeyInfo> {

@@ -25,6 +25,12 @@ use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, SystemClock};
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisRevocationStore, RedisRevocationStoreBuilder};
+
 /// A boxed future, as the store's methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -282,7 +288,7 @@ pub(crate) struct Revocation {
     pub(crate) retry_after: u64,
 }
 
-fn token_ref(claims: &crate::validate::ClaimsMap) -> TokenRef<'_> {
+pub(crate) fn token_ref(claims: &crate::validate::ClaimsMap) -> TokenRef<'_> {
     use serde_json::Value;
     TokenRef {
         jti: claims.get("jti").and_then(Value::as_str),
@@ -304,19 +310,16 @@ pub(crate) enum Local {
 }
 
 impl Revocation {
-    pub(crate) fn local(&self, claims: &crate::validate::ClaimsMap) -> Local {
-        match self.store.check_local(&token_ref(claims)) {
+    pub(crate) fn local(&self, token: &TokenRef<'_>) -> Local {
+        match self.store.check_local(token) {
             Some(false) => Local::Pass,
             Some(true) => Local::Reject(revoked()),
             None => Local::Ask,
         }
     }
 
-    pub(crate) async fn ask(
-        &self,
-        claims: &crate::validate::ClaimsMap,
-    ) -> Result<(), crate::error::AuthError> {
-        match self.store.is_revoked(token_ref(claims)).await {
+    pub(crate) async fn ask(&self, token: TokenRef<'_>) -> Result<(), crate::error::AuthError> {
+        match self.store.is_revoked(token).await {
             Ok(false) => Ok(()),
             Ok(true) => Err(revoked()),
             Err(e) => match self.policy {

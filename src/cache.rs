@@ -1,0 +1,213 @@
+//! The verified-token cache: a token seen before skips the signature check.
+//!
+//! - A hit requires **byte equality** with the verified token, compared in constant time.
+//! - `exp` and `nbf` are re-checked against the configured clock (with the leeway) on every
+//!   hit; revocation is still consulted.
+//! - An entry is only used while the key set it was verified with is current: when remote
+//!   keys are refreshed (a new set is published), every entry of that issuer is re-verified
+//!   once, so a key that left the set stops verifying cached tokens too.
+//! - Memory is bounded: the cache is a fixed table of `capacity` slots (default 4096), each
+//!   holding at most one token (a newer token whose hash lands on an occupied slot replaces
+//!   the older one). An entry holds the token text, its deserialized claims and grants: about
+//!   1–2 KiB for a typical access token, so the default costs at most a few MiB per layer.
+//! - Slots are read lock-free (`arc-swap`).
+//!
+//! On by default; [`TokenAuthLayer::cache_capacity`](crate::TokenAuthLayer::cache_capacity)
+//! sizes or disables it.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use subtle::ConstantTimeEq;
+
+use crate::claims::Grants;
+use crate::revocation::TokenRef;
+
+/// Default number of slots.
+pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
+
+/// A verified token.
+pub(crate) struct Entry<T> {
+    token: Box<[u8]>,
+    pub(crate) claims: Arc<T>,
+    pub(crate) grants: Grants,
+    exp: i64,
+    nbf: Option<i64>,
+    trust: usize,
+    version: u64,
+    jti: Option<Box<str>>,
+    iss: Option<Box<str>>,
+    sub: Option<Box<str>>,
+    iat: Option<i64>,
+}
+
+impl<T> Entry<T> {
+    pub(crate) fn token_ref(&self) -> TokenRef<'_> {
+        TokenRef {
+            jti: self.jti.as_deref(),
+            iss: self.iss.as_deref(),
+            sub: self.sub.as_deref(),
+            iat: self.iat,
+            exp: Some(self.exp),
+        }
+    }
+}
+
+/// Where the cache stands for one request's token.
+pub(crate) struct TokenCache<T> {
+    slots: Box<[ArcSwapOption<Entry<T>>]>,
+    hasher: std::collections::hash_map::RandomState,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Counters of a layer's verified-token cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Slots in the table (0: the cache is off).
+    pub capacity: usize,
+    /// Requests answered from the cache.
+    pub hits: u64,
+    /// Requests whose token was not (usably) cached.
+    pub misses: u64,
+}
+
+impl<T> TokenCache<T> {
+    pub(crate) fn new(capacity: usize) -> Option<Arc<Self>> {
+        if capacity == 0 {
+            return None;
+        }
+        let slots = (0..capacity).map(|_| ArcSwapOption::empty()).collect();
+        Some(Arc::new(TokenCache {
+            slots,
+            hasher: std::collections::hash_map::RandomState::new(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }))
+    }
+
+    fn slot(&self, token: &[u8]) -> usize {
+        // The tail (signature) of a token is what differs between tokens; a keyed hash of it
+        // and of the length picks the slot. Collisions only cost a miss: hits compare bytes.
+        let mut h = self.hasher.build_hasher();
+        let tail = &token[token.len().saturating_sub(32)..];
+        h.write(tail);
+        h.write_usize(token.len());
+        (h.finish() as usize) % self.slots.len()
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            capacity: self.slots.len(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The entry for `token`, if it is cached, still within `exp`/`nbf` at `now` (with
+    /// `leeway`) and verified with the current key set of its issuer.
+    pub(crate) fn get(
+        &self,
+        token: &str,
+        now: i64,
+        leeway: i64,
+        version_of: impl Fn(usize) -> u64,
+    ) -> Option<Arc<Entry<T>>> {
+        let found = self.lookup(token, now, leeway, version_of);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup(
+        &self,
+        token: &str,
+        now: i64,
+        leeway: i64,
+        version_of: impl Fn(usize) -> u64,
+    ) -> Option<Arc<Entry<T>>> {
+        let bytes = token.as_bytes();
+        let entry = self.slots[self.slot(bytes)].load_full()?;
+        if entry.token.len() != bytes.len() || !bool::from(entry.token.ct_eq(bytes)) {
+            return None;
+        }
+        if now >= entry.exp.saturating_add(leeway) {
+            return None;
+        }
+        if entry
+            .nbf
+            .is_some_and(|nbf| now.saturating_add(leeway) < nbf)
+        {
+            return None;
+        }
+        if version_of(entry.trust) != entry.version {
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Remembers a verified token.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(&self, token: &str, claims: Arc<T>, grants: Grants, facts: CacheFacts) {
+        let Some(exp) = facts.exp else {
+            return;
+        };
+        let bytes = token.as_bytes();
+        let entry = Entry {
+            token: bytes.into(),
+            claims,
+            grants,
+            exp,
+            nbf: facts.nbf,
+            trust: facts.trust,
+            version: facts.version,
+            jti: facts.jti,
+            iss: facts.iss,
+            sub: facts.sub,
+            iat: facts.iat,
+        };
+        self.slots[self.slot(bytes)].store(Some(Arc::new(entry)));
+    }
+}
+
+/// What the validator knows about a verified token that the cache needs.
+#[derive(Default)]
+pub(crate) struct CacheFacts {
+    pub(crate) exp: Option<i64>,
+    pub(crate) nbf: Option<i64>,
+    pub(crate) trust: usize,
+    pub(crate) version: u64,
+    pub(crate) jti: Option<Box<str>>,
+    pub(crate) iss: Option<Box<str>>,
+    pub(crate) sub: Option<Box<str>>,
+    pub(crate) iat: Option<i64>,
+}
+
+impl CacheFacts {
+    pub(crate) fn from_claims(
+        claims: &crate::validate::ClaimsMap,
+        trust: usize,
+        version: u64,
+    ) -> Self {
+        use serde_json::Value;
+        let s = |k: &str| claims.get(k).and_then(Value::as_str).map(Box::from);
+        let d = |k: &str| claims.get(k).and_then(crate::validate::numeric_date);
+        CacheFacts {
+            exp: d("exp"),
+            nbf: d("nbf"),
+            trust,
+            version,
+            jti: s("jti"),
+            iss: s("iss"),
+            sub: s("sub"),
+            iat: d("iat"),
+        }
+    }
+}
