@@ -16,13 +16,21 @@ apt_install() {
 }
 need curl || apt_install curl
 need cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+# A real redis-server for the Redis revocation tests (they start their own on a free port).
+need redis-server || apt_install redis-server
+# A real OpenID provider (node oidc-provider) for the remote-key tests.
+if ! need node || ! need npm; then apt_install nodejs npm; fi
+if [ ! -f tests/oidc/node_modules/.package-lock.json ] || [ tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]; then
+  echo "== installing the OpenID provider fixture (tests/oidc)"
+  npm ci --prefix tests/oidc --no-audit --no-fund
+fi
 
 echo "== tests, all features (aws-lc-rs and rust-crypto both on: aws-lc-rs is used)"
 cargo test --all-features
 
 if [ -z "${QUICK:-}" ]; then
   echo "== tests, pure-Rust backend only (rust-crypto)"
-  cargo test --no-default-features --features rust-crypto,axum,cookie --tests
+  cargo test --no-default-features --features rust-crypto,axum,cookie,metrics --tests
 
   echo "== quickstart, end to end"
   cargo build --example quickstart
@@ -46,5 +54,24 @@ if [ -z "${QUICK:-}" ]; then
     fi
   done
   echo "quickstart: 3 curl lines answered 200, 401 expired, 401 wrong_audience"
+
+  echo "== oidc example against the OpenID provider fixture"
+  cargo build --example oidc
+  plog=$(mktemp); elog=$(mktemp); ex_pid=
+  node tests/oidc/provider.mjs >"$plog" 2>/dev/null & oidc_pid=$!
+  trap 'kill ${pid:-} $oidc_pid ${ex_pid:-} 2>/dev/null || true; rm -f "${log:-}" "$plog" "$elog"' EXIT
+  for _ in $(seq 1 100); do grep -q '^LISTENING ' "$plog" && break; sleep 0.1; done
+  issuer=$(awk '/^LISTENING /{print $2; exit}' "$plog")
+  [ -n "$issuer" ] || { echo "OpenID provider fixture did not start: npm ci --prefix tests/oidc"; exit 1; }
+  target/debug/examples/oidc "$issuer" api://orders --allow-http --access-token-profile --port 0 >"$elog" 2>/dev/null & ex_pid=$!
+  for _ in $(seq 1 100); do grep -q '^Listening on ' "$elog" && break; sleep 0.1; done
+  grep -q '^Keys loaded: 3 ' "$elog" || { echo "oidc example: keys did not load"; cat "$elog"; exit 1; }
+  url=$(awk '/^Listening on /{print $3; exit}' "$elog")
+  token=$(curl -s -u test-client:test-secret -d grant_type=client_credentials -d resource=api://orders \
+    -d scope=orders:read "$issuer/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -sf -H "Authorization: Bearer $token" "$url/me" | grep -q '"client_id":"test-client"' \
+    || { echo "oidc example: /me did not accept the provider's token"; exit 1; }
+  curl -sf "$url/ready" | grep -q '"ready":true' || { echo "oidc example: /ready is not 200 ready"; exit 1; }
+  echo "oidc example: provider token accepted on /me, /ready is 200"
 fi
 echo "scripts/test.sh: all passed"
