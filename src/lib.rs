@@ -78,6 +78,7 @@ mod crypto;
 pub mod diagnose;
 mod error;
 mod future;
+pub mod grpc;
 #[cfg(feature = "issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod issuer;
@@ -106,6 +107,7 @@ pub use config::{
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
 pub use error::{AuthError, Problem, Reason, TokenFacts};
 pub use future::ResponseFuture;
+pub use grpc::GrpcResponder;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
 pub use layer::TokenAuthLayer;

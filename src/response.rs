@@ -110,10 +110,17 @@ impl<B> Responder<B> for DefaultResponder
 where
     B: From<Bytes>,
 {
-    fn respond(&self, error: &AuthError, _parts: &Parts) -> Response<B> {
-        let mut res = problem_response(error, self.realm.as_deref());
+    fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B> {
+        // Without a realm of its own (e.g. in `RequireScope` behind the layer), use the one of
+        // the `TokenAuthLayer` that ran for this request.
+        let marker = parts.extensions.get::<crate::claims::LayerMarker>();
+        let realm = self
+            .realm
+            .as_deref()
+            .or_else(|| marker.and_then(|m| m.realm.as_deref()));
+        let mut res = problem_response(error, realm);
         if let Some(url) = &self.resource_metadata {
-            if let Some(v) = challenge(error, self.realm.as_deref(), Some(url)) {
+            if let Some(v) = challenge(error, realm, Some(url)) {
                 res.headers_mut().insert(WWW_AUTHENTICATE, v);
             }
         }
