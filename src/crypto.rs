@@ -58,8 +58,8 @@ pub(crate) fn verify(
         .map_err(|_| VerifyError::Signature)
 }
 
-/// Signs `message` (for the `test-util` helpers).
-#[cfg(feature = "test-util")]
+/// Signs `message` (for the `test-util` helpers and the `issuer`).
+#[cfg(any(feature = "test-util", feature = "issuer"))]
 pub(crate) fn sign(
     alg: Algorithm,
     key: &jsonwebtoken::EncodingKey,

@@ -168,6 +168,8 @@ where
         Err(err) => {
             crate::metrics::request("rejected", err.reason().code(), timer.seconds());
             log_rejection(&err, Some(&parts), false);
+            // Responders may read the layer's realm from the marker.
+            parts.extensions.insert(marker(false));
             let mut response = responder.respond(&err, &parts);
             response.extensions_mut().insert(err);
             return Err(response);

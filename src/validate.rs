@@ -71,8 +71,11 @@ pub(crate) enum Pending {}
 
 #[cfg(feature = "remote")]
 enum FetchAction {
-    /// Fetch (single-flight), counted as an unknown-`kid` refetch or not.
-    Fetch { unknown_kid: bool },
+    /// Fetch with the slot already taken, counted as an unknown-`kid` refetch or not.
+    Fetch {
+        unknown_kid: bool,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+    },
     /// Wait for the fetch already running.
     Wait,
 }
@@ -82,7 +85,9 @@ impl Pending {
     pub(crate) async fn run(self) {
         #[cfg(feature = "remote")]
         match self.action {
-            FetchAction::Fetch { unknown_kid } => self.remote.fetch(unknown_kid).await,
+            FetchAction::Fetch { unknown_kid, guard } => {
+                self.remote.fetch_with(guard, unknown_kid).await
+            }
             FetchAction::Wait => self.remote.wait_in_flight().await,
         }
     }
@@ -256,7 +261,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         match set.lookup(header.kid.as_deref(), alg) {
             Lookup::AlgNotAllowed => problems.push(Problem::about(Reason::AlgNotAllowed, "alg")),
             Lookup::UnknownKey => {
-                on_unknown_kid(trust, header.kid.as_deref(), may_fetch)?;
+                on_unknown_kid(trust, header.kid.as_deref(), may_fetch, version)?;
                 problems.push(Problem::about(Reason::UnknownKey, "kid"));
             }
             Lookup::Found(key) => match URL_SAFE_NO_PAD.decode(s64) {
@@ -342,11 +347,29 @@ fn current_set(trust: &Trust, may_fetch: bool) -> Result<SetRef<'_>, Flow> {
         KeySource::Remote(remote) => match remote.snapshot() {
             crate::keys::remote::Snapshot::Keys(set, v) => Ok(SetRef::Owned(set, v)),
             crate::keys::remote::Snapshot::Unavailable => {
-                if may_fetch && remote.claim_unavailable_fetch() {
-                    return Err(wait(remote, FetchAction::Fetch { unknown_kid: false }));
-                }
-                if may_fetch && remote.fetch_in_flight() {
-                    return Err(wait(remote, FetchAction::Wait));
+                if may_fetch {
+                    // The fetch slot is taken before the back-off is consulted, so a request
+                    // either fetches, or sees the fetch in flight and waits for it.
+                    let Some(guard) = remote.try_begin_fetch() else {
+                        return Err(wait(remote, FetchAction::Wait));
+                    };
+                    if remote.claim_unavailable_fetch() {
+                        return Err(wait(
+                            remote,
+                            FetchAction::Fetch {
+                                unknown_kid: false,
+                                guard,
+                            },
+                        ));
+                    }
+                    drop(guard);
+                    // A fetch that finished since the snapshot: check again.
+                    if !matches!(
+                        remote.snapshot(),
+                        crate::keys::remote::Snapshot::Unavailable
+                    ) {
+                        return Err(wait(remote, FetchAction::Wait));
+                    }
                 }
                 Err(Flow::Reject(remote.unavailable()))
             }
@@ -354,20 +377,38 @@ fn current_set(trust: &Trust, may_fetch: bool) -> Result<SetRef<'_>, Flow> {
     }
 }
 
-/// An unknown `kid` on a remote source: refetch once per cool-down, or join a running fetch.
-fn on_unknown_kid(trust: &Trust, kid: Option<&str>, may_fetch: bool) -> Result<(), Flow> {
+/// An unknown `kid` on a remote source: refetch once per cool-down, join a running fetch, or
+/// check again if the set changed since it was read; otherwise `unknown_key` at once.
+fn on_unknown_kid(
+    trust: &Trust,
+    kid: Option<&str>,
+    may_fetch: bool,
+    version: u64,
+) -> Result<(), Flow> {
     #[cfg(feature = "remote")]
     if let KeySource::Remote(remote) = &trust.keys {
         if may_fetch && kid.is_some() {
+            // Slot first, then the cool-down (see `current_set`).
+            let Some(guard) = remote.try_begin_fetch() else {
+                return Err(wait(remote, FetchAction::Wait));
+            };
             if remote.claim_refetch() {
-                return Err(wait(remote, FetchAction::Fetch { unknown_kid: true }));
+                return Err(wait(
+                    remote,
+                    FetchAction::Fetch {
+                        unknown_kid: true,
+                        guard,
+                    },
+                ));
             }
-            if remote.fetch_in_flight() {
+            drop(guard);
+            // A set published since this request read it: check again.
+            if remote.version() != version {
                 return Err(wait(remote, FetchAction::Wait));
             }
         }
     }
-    let _ = (trust, kid, may_fetch);
+    let _ = (trust, kid, may_fetch, version);
     Ok(())
 }
 

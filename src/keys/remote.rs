@@ -209,7 +209,7 @@ impl Remote {
             clock,
             state: ArcSwapOption::empty(),
             jwks_uri: ArcSwapOption::empty(),
-            fetch_lock: tokio::sync::Mutex::new(()),
+            fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
             generation: AtomicU64::new(0),
             versions: AtomicU64::new(0),
             last_refetch: AtomicI64::new(i64::MIN / 2),
@@ -246,7 +246,7 @@ pub(crate) struct RemoteKeys {
     clock: Arc<dyn Clock>,
     state: ArcSwapOption<State>,
     jwks_uri: ArcSwapOption<String>,
-    fetch_lock: tokio::sync::Mutex<()>,
+    fetch_lock: Arc<tokio::sync::Mutex<()>>,
     generation: AtomicU64,
     versions: AtomicU64,
     last_refetch: AtomicI64,
@@ -368,14 +368,34 @@ impl RemoteKeys {
             .is_ok()
     }
 
-    /// `true` while a fetch is running.
-    pub(crate) fn fetch_in_flight(&self) -> bool {
-        self.fetch_lock.try_lock().is_err()
-    }
-
     /// Waits for a running fetch to finish, without starting one.
     pub(crate) async fn wait_in_flight(&self) {
         let _guard = self.fetch_lock.lock().await;
+    }
+
+    /// Takes the fetch slot now, if no fetch is running: the caller fetches with
+    /// [`fetch_with`](RemoteKeys::fetch_with). Taking it at the moment the fetch is decided
+    /// (not when the request's future is first polled) makes every later request see the fetch
+    /// as in flight and wait for it.
+    pub(crate) fn try_begin_fetch(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        Arc::clone(&self.fetch_lock).try_lock_owned().ok()
+    }
+
+    /// Fetches while holding the slot taken by [`try_begin_fetch`](RemoteKeys::try_begin_fetch).
+    pub(crate) async fn fetch_with(
+        &self,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        unknown_kid: bool,
+    ) {
+        if unknown_kid {
+            self.stats
+                .unknown_kid_refetch
+                .fetch_add(1, Ordering::Relaxed);
+            crate::metrics::unknown_kid_refetch();
+        }
+        self.fetch_locked().await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(guard);
     }
 
     /// Fetches now (single-flight: joins a fetch already running). `unknown_kid` counts it as

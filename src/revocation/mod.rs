@@ -109,7 +109,9 @@ struct Entries {
     subjects: HashMap<String, (i64, i64)>,
 }
 
-/// Revocations kept in this process; see the [module docs](self).
+/// Revocations kept in this process; see the [module docs](self). An entry is kept until the
+/// expiry it was given plus 5 minutes (the largest leeway the layer allows), so a revoked token
+/// is never accepted again within the leeway.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -125,6 +127,10 @@ pub struct MemoryRevocationStore {
     entries: ArcSwap<Entries>,
     clock: Arc<dyn Clock>,
 }
+
+/// Entries are kept this long past the `exp` they were given, because the layer accepts a
+/// token until `exp` + leeway (at most [`MAX_LEEWAY`](crate::MAX_LEEWAY)).
+const GRACE: i64 = crate::config::MAX_LEEWAY.as_secs() as i64;
 
 impl fmt::Debug for MemoryRevocationStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,13 +179,16 @@ impl MemoryRevocationStore {
         let now = self.clock.now();
         let e = self.entries.load();
         if let Some(jti) = token.jti {
-            if e.tokens.get(jti).is_some_and(|exp| *exp > now) {
+            if e.tokens
+                .get(jti)
+                .is_some_and(|exp| exp.saturating_add(GRACE) > now)
+            {
                 return true;
             }
         }
         if let Some(sub) = token.sub {
             if let Some((before, until)) = e.subjects.get(sub) {
-                if *until > now {
+                if until.saturating_add(GRACE) > now {
                     // A token without `iat` cannot show it came after the cut-off.
                     return token.iat.is_none_or(|iat| iat < *before);
                 }
@@ -192,8 +201,9 @@ impl MemoryRevocationStore {
         let now = self.clock.now();
         self.entries.rcu(|old| {
             let mut next = Entries::clone(old);
-            next.tokens.retain(|_, exp| *exp > now);
-            next.subjects.retain(|_, (_, until)| *until > now);
+            next.tokens.retain(|_, exp| exp.saturating_add(GRACE) > now);
+            next.subjects
+                .retain(|_, (_, until)| until.saturating_add(GRACE) > now);
             f(&mut next);
             next
         });
