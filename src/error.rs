@@ -335,6 +335,7 @@ struct Inner {
     required_scopes: Option<String>,
     retry_after: Option<u64>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    diagnosis: Option<Box<crate::diagnose::Diagnosis>>,
 }
 
 impl AuthError {
@@ -387,6 +388,7 @@ impl AuthError {
                 required_scopes: None,
                 retry_after: None,
                 source: None,
+                diagnosis: None,
             }),
         }
     }
@@ -421,6 +423,26 @@ impl AuthError {
             inner.retry_after = Some(seconds);
         }
         self
+    }
+
+    /// Attaches a full diagnosis (development option of the layer).
+    pub(crate) fn with_diagnosis(self, diagnosis: crate::diagnose::Diagnosis) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => {
+                return AuthError { inner: shared };
+            }
+        };
+        inner.diagnosis = Some(Box::new(diagnosis));
+        AuthError {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The diagnosis of the token, when the layer was built with
+    /// [`TokenAuthLayer::with_diagnosis_in_responses`](crate::TokenAuthLayer::with_diagnosis_in_responses).
+    pub fn diagnosis(&self) -> Option<&crate::diagnose::Diagnosis> {
+        self.inner.diagnosis.as_deref()
     }
 
     /// The most decisive reason: the one the response reports.

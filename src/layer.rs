@@ -65,6 +65,7 @@ pub struct TokenAuthLayer<T = StandardClaims, R = DefaultResponder> {
     pub(crate) mode: Mode,
     pub(crate) cache: Option<Arc<TokenCache<T>>>,
     cache_capacity: usize,
+    pub(crate) diagnose: bool,
     _claims: PhantomData<fn() -> T>,
 }
 
@@ -78,6 +79,7 @@ impl TokenAuthLayer {
             mode: Mode::Required,
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            diagnose: false,
             _claims: PhantomData,
         }
     }
@@ -103,6 +105,7 @@ impl<T, R> TokenAuthLayer<T, R> {
             mode: self.mode,
             cache: TokenCache::new(self.cache_capacity),
             cache_capacity: self.cache_capacity,
+            diagnose: self.diagnose,
             _claims: PhantomData,
         }
     }
@@ -125,8 +128,25 @@ impl<T, R> TokenAuthLayer<T, R> {
             mode: self.mode,
             cache: self.cache,
             cache_capacity: self.cache_capacity,
+            diagnose: self.diagnose,
             _claims: PhantomData,
         }
+    }
+
+    /// **Development only**: adds the full [`Diagnosis`](crate::diagnose::Diagnosis) of a
+    /// rejected token (every problem, facts, hints, and the token's decoded header and claims)
+    /// to the rejection (`AuthError::diagnosis`), and the default responder puts it in the
+    /// problem body under `diagnosis`. Off by default; turning it on logs a warning, because
+    /// it shows clients what the server expects.
+    #[must_use]
+    pub fn with_diagnosis_in_responses(mut self) -> Self {
+        tracing::warn!(
+            target: "tower_token_auth",
+            "token diagnosis in rejection responses is ON: clients see every problem of their \
+             token and what this server expects. Use it in development only."
+        );
+        self.diagnose = true;
+        self
     }
 
     /// Counters of the verified-token cache (shared by every service this layer made).
@@ -166,6 +186,7 @@ impl<T, R: Clone> Clone for TokenAuthLayer<T, R> {
             mode: self.mode,
             cache: self.cache.clone(),
             cache_capacity: self.cache_capacity,
+            diagnose: self.diagnose,
             _claims: PhantomData,
         }
     }

@@ -214,6 +214,12 @@ pub fn problem_json(error: &AuthError) -> String {
             body["scope"] = sanitize(scope).into();
         }
     }
+    if let Some(d) = error.diagnosis() {
+        // Development option: the full diagnosis, token header and claims included.
+        if let Ok(v) = serde_json::to_value(d) {
+            body["diagnosis"] = v;
+        }
+    }
     body.to_string()
 }
 

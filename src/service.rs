@@ -29,6 +29,7 @@ pub struct TokenAuth<S, T, R> {
     mode: Mode,
     realm: Option<Arc<str>>,
     cache: Option<Arc<TokenCache<T>>>,
+    diagnose: bool,
 }
 
 impl<S, T, R> TokenAuth<S, T, R> {
@@ -41,6 +42,7 @@ impl<S, T, R> TokenAuth<S, T, R> {
             mode: layer.mode,
             realm,
             cache: layer.cache,
+            diagnose: layer.diagnose,
         }
     }
 
@@ -59,6 +61,7 @@ impl<S: Clone, T, R: Clone> Clone for TokenAuth<S, T, R> {
             mode: self.mode,
             realm: self.realm.clone(),
             cache: self.cache.clone(),
+            diagnose: self.diagnose,
         }
     }
 }
@@ -216,7 +219,22 @@ where
                     ),
                     None => {
                         let (checked, slow) = check(cfg, token, self.cache.is_some());
-                        (checked, source, slow)
+                        match (checked, slow) {
+                            (Checked::Validated(Err(e), _), None) if self.diagnose => {
+                                // Development option: diagnose the rejected token first.
+                                let token = find_token(&cfg.sources, &parts)
+                                    .ok()
+                                    .flatten()
+                                    .map(|(t, _)| t.into_owned())
+                                    .unwrap_or_default();
+                                (
+                                    Checked::NoToken(Ok(())),
+                                    source,
+                                    Some(Slow::Diagnose(e, token)),
+                                )
+                            }
+                            (checked, slow) => (checked, source, slow),
+                        }
                     }
                 }
             }
@@ -304,6 +322,7 @@ fn check<T>(cfg: &ConfigInner, token: Cow<'_, str>, keep: bool) -> (Checked<T>, 
 pub(crate) enum Slow {
     Keys(Pending, String, bool),
     Revocation(Accepted, String, bool),
+    Diagnose(AuthError, String),
 }
 
 impl Slow {
@@ -319,6 +338,10 @@ impl Slow {
                 }
             }
             Slow::Revocation(accepted, token, keep) => (accepted, token, keep),
+            Slow::Diagnose(err, token) => {
+                let d = crate::diagnose::diagnose(&token, &config).await;
+                return (Err(err.with_diagnosis(d)), None);
+            }
         };
         if let Some(rev) = &cfg.revocation {
             if let Err(e) = rev.ask(token_ref(&accepted.claims)).await {

@@ -1,0 +1,268 @@
+//! `doctor`: explains why a token is rejected (or that it is fine).
+//!
+//! ```text
+//! cargo run --example doctor -- <token|-> <key source> [--aud AUD] [--iss ISS] [--leeway SECS]
+//!                                [--scope SCOPE] [--allow-http] [--json]
+//!
+//! key source (exactly one):
+//!   --jwks-url URL      a JWK set URL
+//!   --jwks-file FILE    a JWK set file ({"keys": [...]})
+//!   --issuer URL        an OpenID Connect issuer (keys by discovery; also checks `iss`)
+//!   --secret-file FILE  an HMAC secret (raw bytes; a trailing newline is ignored)
+//!   --pem-file FILE     an RSA, EC or Ed25519 public key (PEM)
+//! ```
+//!
+//! `-` reads the token from standard input. Without `--aud` (or `--iss`, unless `--issuer` is
+//! given) that check is skipped, and the report says so. The report is coloured on a terminal
+//! (unless `NO_COLOR` is set) and plain when piped; `--json` prints the diagnosis as JSON.
+//!
+//! Exit status: 0 the token is valid, 1 it is not, 2 bad usage (unknown flag, no token,
+//! unreadable file, configuration error).
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tower_token_auth::diagnose::{diagnose_with, DiagnoseOptions};
+use tower_token_auth::keys::remote::Remote;
+use tower_token_auth::{AuthConfig, ConfigError, Keys};
+
+const USAGE: &str = "\
+usage: doctor <token|-> (--jwks-url URL | --jwks-file FILE | --issuer URL | --secret-file FILE | --pem-file FILE)
+              [--aud AUD]... [--iss ISS]... [--leeway SECS] [--scope SCOPE]... [--allow-http] [--json]
+
+  <token>             the token; `-` reads it from standard input
+  --jwks-url URL      verify with the JWK set at URL
+  --jwks-file FILE    verify with the JWK set in FILE
+  --issuer URL        verify with the keys of an OpenID Connect issuer (discovery); checks `iss`
+  --secret-file FILE  verify with the HMAC secret in FILE (raw bytes)
+  --pem-file FILE     verify with the RSA, EC or Ed25519 public key in FILE (PEM)
+  --aud AUD           expected audience (repeatable); without it `aud` is not checked
+  --iss ISS           expected issuer (repeatable); without it `iss` is not checked
+  --leeway SECS       clock-skew leeway for exp/nbf (default 30, at most 300)
+  --scope SCOPE       a scope the token must grant (repeatable)
+  --allow-http        allow http:// key URLs (local tests)
+  --json              print the diagnosis as JSON
+
+exit status: 0 valid, 1 invalid, 2 bad usage";
+
+/// Where the keys come from.
+enum KeyArg {
+    JwksUrl(String),
+    JwksFile(String),
+    Issuer(String),
+    SecretFile(String),
+    PemFile(String),
+}
+
+#[derive(Default)]
+struct Args {
+    token: Option<String>,
+    keys: Option<KeyArg>,
+    audiences: Vec<String>,
+    issuers: Vec<String>,
+    scopes: Vec<String>,
+    leeway: Option<u64>,
+    allow_http: bool,
+    json: bool,
+    help: bool,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args::default();
+    while let Some(arg) = argv.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            match inline.clone().or_else(|| argv.next()) {
+                Some(v) => Ok(v),
+                None => Err(format!("{name} needs a value")),
+            }
+        };
+        let key = match flag.as_str() {
+            "--jwks-url" => Some(KeyArg::JwksUrl(value("--jwks-url")?)),
+            "--jwks-file" => Some(KeyArg::JwksFile(value("--jwks-file")?)),
+            "--issuer" => Some(KeyArg::Issuer(value("--issuer")?)),
+            "--secret-file" => Some(KeyArg::SecretFile(value("--secret-file")?)),
+            "--pem-file" => Some(KeyArg::PemFile(value("--pem-file")?)),
+            _ => None,
+        };
+        if let Some(key) = key {
+            if args.keys.replace(key).is_some() {
+                return Err("give one key source only".into());
+            }
+            continue;
+        }
+        match flag.as_str() {
+            "--aud" => args.audiences.push(value("--aud")?),
+            "--iss" => args.issuers.push(value("--iss")?),
+            "--scope" => args.scopes.push(value("--scope")?),
+            "--leeway" => {
+                let v = value("--leeway")?;
+                args.leeway = Some(
+                    v.parse()
+                        .map_err(|_| format!("--leeway takes whole seconds, not {v:?}"))?,
+                );
+            }
+            "--allow-http" => args.allow_http = true,
+            "--json" => args.json = true,
+            "-h" | "--help" => args.help = true,
+            f if f.starts_with('-') && f != "-" => return Err(format!("unknown flag {f}")),
+            _ => {
+                if args.token.replace(arg).is_some() {
+                    return Err("give one token only".into());
+                }
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+fn build(args: &Args) -> Result<AuthConfig, String> {
+    let remote = |r: Remote| {
+        if args.allow_http {
+            r.allow_http()
+        } else {
+            r
+        }
+    };
+    let candidates: Vec<Keys> = match &args.keys {
+        None => {
+            return Err(
+                "no key source: give one of --jwks-url, --jwks-file, --issuer, \
+                        --secret-file, --pem-file"
+                    .into(),
+            )
+        }
+        Some(KeyArg::JwksUrl(url)) => vec![Keys::remote(remote(Remote::jwks_url(url)))],
+        Some(KeyArg::Issuer(url)) => vec![Keys::remote(remote(Remote::oidc(url)))],
+        Some(KeyArg::JwksFile(path)) => {
+            let text = String::from_utf8(read_file(path)?)
+                .map_err(|_| format!("{path} is not UTF-8 JSON"))?;
+            vec![Keys::jwks_json(text)]
+        }
+        Some(KeyArg::SecretFile(path)) => {
+            let mut secret = read_file(path)?;
+            while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                secret.pop();
+            }
+            vec![Keys::hmac(secret)]
+        }
+        // The PEM holds one key type: try each; the first that builds is it.
+        Some(KeyArg::PemFile(path)) => {
+            let pem = read_file(path)?;
+            vec![Keys::rsa_pem(&pem), Keys::ec_pem(&pem), Keys::ed_pem(&pem)]
+        }
+    };
+    let oidc = matches!(args.keys, Some(KeyArg::Issuer(_)));
+    let mut first_error: Option<ConfigError> = None;
+    for keys in candidates {
+        let mut b = AuthConfig::builder().keys(keys);
+        for iss in &args.issuers {
+            b = b.issuer(iss);
+        }
+        if args.issuers.is_empty() && !oidc {
+            b = b.skip_issuer_check();
+        }
+        for aud in &args.audiences {
+            b = b.audience(aud);
+        }
+        if args.audiences.is_empty() {
+            b = b.skip_audience_check();
+        }
+        if let Some(secs) = args.leeway {
+            b = b.leeway(Duration::from_secs(secs));
+        }
+        match b.build() {
+            Ok(cfg) => return Ok(cfg),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(match first_error {
+        Some(ConfigError::InvalidKey { .. }) if matches!(args.keys, Some(KeyArg::PemFile(_))) => {
+            "the PEM file holds no usable RSA (2048 bits or more), EC (P-256, P-384) or Ed25519 \
+             public key (BEGIN PUBLIC KEY)"
+                .to_owned()
+        }
+        Some(e) => format!("configuration error: {e}"),
+        None => "configuration error".to_owned(),
+    })
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("doctor: {msg}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => return usage_error(&msg),
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let token = match args.token.as_deref() {
+        None => return usage_error("no token given (pass it, or `-` to read standard input)"),
+        Some("-") => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return usage_error(&format!("cannot read the token from standard input: {e}"));
+            }
+            text.trim().to_owned()
+        }
+        Some(t) => t.to_owned(),
+    };
+    let config = match build(&args) {
+        Ok(c) => c,
+        Err(msg) => return usage_error(&msg),
+    };
+    let mut options = DiagnoseOptions::new();
+    for s in &args.scopes {
+        options = options.require_scope(s);
+    }
+
+    let diagnosis = diagnose_with(&token, &config, &options).await;
+
+    if args.json {
+        match serde_json::to_string_pretty(&diagnosis) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("doctor: cannot write JSON: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        if colour {
+            print!("{}", diagnosis.to_ansi_string());
+        } else {
+            print!("{diagnosis}");
+        }
+        let mut skipped = Vec::new();
+        if args.audiences.is_empty() {
+            skipped.push("--aud to check the audience");
+        }
+        if args.issuers.is_empty() && !matches!(args.keys, Some(KeyArg::Issuer(_))) {
+            skipped.push("--iss to check the issuer");
+        }
+        if !skipped.is_empty() {
+            println!("\nPass {}.", skipped.join(" and "));
+        }
+    }
+    if diagnosis.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
