@@ -321,7 +321,7 @@ pub enum Rotation {
 }
 
 /// Where refresh-token families are kept. Keep it small: three operations, each atomic.
-/// The futures are [`BoxFuture`](crate::revocation::BoxFuture)s, as for revocation stores.
+/// The futures are `BoxFuture`s (see [`crate::revocation::BoxFuture`]), as for revocation stores.
 ///
 /// `now` is the issuer's clock (seconds since the epoch); a family may be forgotten once
 /// `now` passes its current refresh token's expiry (the token cannot verify any more), and a

@@ -24,7 +24,7 @@
 //!   configured URL. Redirects are not followed either.
 //!
 //! Times (TTL, staleness, cool-down) are read from the configuration's
-//! [`Clock`](crate::clock::Clock), so tests can simulate an hour-long outage in a millisecond.
+//! [`Clock`], so tests can simulate an hour-long outage in a millisecond.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
