@@ -171,6 +171,8 @@ pub(crate) struct Trust {
 
 pub(crate) struct ConfigInner {
     pub(crate) trusts: Vec<Trust>,
+    /// The configuration's algorithm allow-list (all algorithms if not narrowed).
+    pub(crate) allowed: AlgSet,
     pub(crate) check_issuer: bool,
     pub(crate) check_audience: bool,
     pub(crate) leeway: i64,
@@ -685,6 +687,7 @@ impl AuthConfigBuilder {
                 check_issuer: !self.skip_issuer,
                 check_audience: !self.skip_audience,
                 trusts,
+                allowed,
                 leeway,
                 required_type: self.required_type,
                 required_claims: self.required_claims,

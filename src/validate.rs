@@ -258,7 +258,18 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     if let (Some(alg), Some(trust)) = (alg, trust) {
         let set = current_set(trust, may_fetch)?;
         version = set.version();
-        match set.lookup(header.kid.as_deref(), alg) {
+        let mut lookup = set.lookup(header.kid.as_deref(), alg);
+        // A remote set may not have the token's key yet: an unknown `kid` whose algorithm the
+        // configuration allows is an unknown key (so it may trigger a refetch), not a
+        // disallowed algorithm (the key rotated to another algorithm).
+        if matches!(lookup, Lookup::AlgNotAllowed)
+            && trust.keys.is_remote()
+            && cfg.allowed.contains(alg)
+            && header.kid.as_deref().is_some_and(|k| !set.has_kid(k))
+        {
+            lookup = Lookup::UnknownKey;
+        }
+        match lookup {
             Lookup::AlgNotAllowed => problems.push(Problem::about(Reason::AlgNotAllowed, "alg")),
             Lookup::UnknownKey => {
                 on_unknown_kid(trust, header.kid.as_deref(), may_fetch, version)?;

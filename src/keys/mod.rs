@@ -339,6 +339,15 @@ impl KeySource {
         }
     }
 
+    /// `true` for remote sources (whose set can change).
+    pub(crate) fn is_remote(&self) -> bool {
+        match self {
+            KeySource::Static(_) => false,
+            #[cfg(feature = "remote")]
+            KeySource::Remote(_) => true,
+        }
+    }
+
     /// Algorithms the source can verify (all allowed ones for remote sources).
     pub(crate) fn algorithms(&self, allowed: AlgSet) -> AlgSet {
         let _ = allowed;
@@ -497,6 +506,11 @@ impl KeySet {
                 algorithms: k.algorithms.iter().collect(),
             })
             .collect()
+    }
+
+    /// `true` if a key has this `kid`.
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
     }
 
     /// Finds the key for a token (see the module docs for the rule).

@@ -1,4 +1,12 @@
-//! Helpers for tests (feature `test-util`): keys and tokens in one line.
+//! Helpers for tests (feature `test-util`): keys and tokens in one line, and a mock identity
+//! provider.
+//!
+//! - [`TestKey`]: a signing key (HMAC, RSA, EC, Ed25519) with its verification [`Keys`], its
+//!   public JWK, and [`TestKey::token`] to mint tokens with chosen claims and headers.
+//! - [`MockIssuer`]: an OpenID Connect issuer on `127.0.0.1` (discovery and JWKS on an
+//!   ephemeral port, served on the current tokio runtime) that publishes [`TestKey`]s, mints
+//!   tokens with its `iss`, rotates keys and counts fetches; with the `remote` feature,
+//!   `MockIssuer::keys` is the matching verifier configuration.
 //!
 //! The RSA, EC and Ed25519 keys here are **fixed test keys whose private halves are public**
 //! (they ship in this crate's source): never accept them outside tests. HMAC test keys are
@@ -21,6 +29,25 @@
 //! assert_eq!(claims.sub.as_deref(), Some("u1"));
 //! # }
 //! ```
+//!
+//! The same test against a mock identity provider (remote keys, feature `remote`):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use tower_token_auth::testing::MockIssuer;
+//! use tower_token_auth::{AuthConfig, StandardClaims};
+//!
+//! let idp = MockIssuer::start().await;
+//! let cfg = AuthConfig::builder().keys(idp.keys()).audience("api").build().unwrap();
+//! let token = idp.token().audience("api").subject("u1").sign();
+//! let claims: StandardClaims = cfg.validate(&token).await.unwrap();
+//! assert_eq!(claims.iss.as_deref(), Some(idp.issuer().as_str()));
+//! # }
+//! ```
+
+mod mock;
+
+pub use mock::MockIssuer;
 
 use std::fmt;
 use std::time::Duration;
