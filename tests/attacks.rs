@@ -832,3 +832,61 @@ async fn exp_1e300_is_invalid_claim_not_eternal() {
         .unwrap_err();
     assert_eq!(err.reason(), tower_token_auth::Reason::InvalidClaim);
 }
+
+/// `n - s` for a big-endian scalar `s` (same length as `n`).
+fn negate_mod(n: &[u8], s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; n.len()];
+    let mut borrow = 0i16;
+    for i in (0..n.len()).rev() {
+        let mut d = n[i] as i16 - s[i] as i16 - borrow;
+        borrow = if d < 0 {
+            d += 256;
+            1
+        } else {
+            0
+        };
+        out[i] = d as u8;
+    }
+    out
+}
+
+// Defends against signature malleability surprises: an ECDSA signature (r, s) and its twin
+// (r, n - s) both verify mathematically. Both are accepted (about half of honest signers emit
+// high-S values, so refusing them breaks interoperability); nothing keys on signature bytes
+// except the cache, which needs exact byte equality, and revocation keys on `jti`.
+// Malformed scalars (s = 0, s = n) are rejected.
+#[tokio::test]
+async fn ecdsa_malleated_signature_verifies_and_out_of_range_scalars_do_not() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const P256_N: [u8; 32] = [
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xFF, 0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63,
+        0x25, 0x51,
+    ];
+    let key = tower_token_auth::testing::TestKey::es256();
+    let cfg = tower_token_auth::AuthConfig::builder()
+        .keys(key.keys())
+        .issuer("iss")
+        .audience("aud")
+        .build()
+        .unwrap();
+    let token = key.token().issuer("iss").audience("aud").sign();
+    let (msg, sig) = token.rsplit_once('.').unwrap();
+    let sig = b64.decode(sig).unwrap();
+    let (r, s) = sig.split_at(32);
+    let twin = [r, &negate_mod(&P256_N, s)[..]].concat();
+    let twin_token = format!("{msg}.{}", b64.encode(&twin));
+    assert_ne!(twin_token, token);
+    cfg.validate::<tower_token_auth::StandardClaims>(&twin_token)
+        .await
+        .expect("the (r, n - s) twin verifies");
+    for bad_s in [[0u8; 32], P256_N] {
+        let forged = format!("{msg}.{}", b64.encode([r, &bad_s[..]].concat()));
+        let err = cfg
+            .validate::<tower_token_auth::StandardClaims>(&forged)
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), tower_token_auth::Reason::BadSignature);
+    }
+}
