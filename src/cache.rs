@@ -55,6 +55,16 @@ impl<T> Entry<T> {
     }
 }
 
+/// What the cache knows of a token.
+pub(crate) enum Hit<T> {
+    /// Verified and valid now.
+    Valid(Arc<Entry<T>>),
+    /// Verified earlier, expired now (its `exp`).
+    Expired(i64),
+    /// Not usable from the cache: validate in full.
+    Miss,
+}
+
 /// Where the cache stands for one request's token.
 pub(crate) struct TokenCache<T> {
     slots: Box<[ArcSwapOption<Entry<T>>]>,
@@ -115,12 +125,12 @@ impl<T> TokenCache<T> {
         now: i64,
         leeway: i64,
         version_of: impl Fn(usize) -> u64,
-    ) -> Option<Arc<Entry<T>>> {
+    ) -> Hit<T> {
         let found = self.lookup(token, now, leeway, version_of);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
+        let counter = if matches!(found, Hit::Miss) {
             &self.misses
+        } else {
+            &self.hits
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
@@ -132,25 +142,28 @@ impl<T> TokenCache<T> {
         now: i64,
         leeway: i64,
         version_of: impl Fn(usize) -> u64,
-    ) -> Option<Arc<Entry<T>>> {
+    ) -> Hit<T> {
         let bytes = token.as_bytes();
-        let entry = self.slots[self.slot(bytes)].load_full()?;
+        let Some(entry) = self.slots[self.slot(bytes)].load_full() else {
+            return Hit::Miss;
+        };
         if entry.token.len() != bytes.len() || !bool::from(entry.token.ct_eq(bytes)) {
-            return None;
+            return Hit::Miss;
         }
         if now >= entry.exp.saturating_add(leeway) {
-            return None;
+            // Byte-equal to a token whose signature verified: it is simply expired now.
+            return Hit::Expired(entry.exp);
         }
         if entry
             .nbf
             .is_some_and(|nbf| now.saturating_add(leeway) < nbf)
         {
-            return None;
+            return Hit::Miss;
         }
         if version_of(entry.trust) != entry.version {
-            return None;
+            return Hit::Miss;
         }
-        Some(entry)
+        Hit::Valid(entry)
     }
 
     /// Remembers a verified token.

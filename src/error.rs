@@ -373,6 +373,18 @@ impl AuthError {
         err
     }
 
+    /// `expired`, for a token known to be otherwise valid (from the verified-token cache).
+    pub(crate) fn expired_at(exp: i64, now: i64) -> Self {
+        AuthError::from_problems(
+            vec![Problem::about(Reason::Expired, "exp")],
+            TokenFacts {
+                expires_at: Some(exp),
+                checked_at: Some(now),
+                ..TokenFacts::default()
+            },
+        )
+    }
+
     pub(crate) fn from_problems(mut problems: Vec<Problem>, facts: TokenFacts) -> Self {
         problems.sort_by_key(|p| p.reason.precedence());
         problems.dedup();

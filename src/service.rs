@@ -10,7 +10,7 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::cache::{CacheFacts, Entry, TokenCache};
+use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
 use crate::claims::{Grants, LayerMarker, VerifiedClaims};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
@@ -273,9 +273,13 @@ fn cached<T>(
     token: &str,
 ) -> Option<Result<Arc<Entry<T>>, AuthError>> {
     let now = cfg.clock.now();
-    let entry = cache.get(token, now, cfg.leeway, |trust| {
+    let entry = match cache.get(token, now, cfg.leeway, |trust| {
         cfg.trusts.get(trust).map_or(u64::MAX, |t| t.keys.version())
-    })?;
+    }) {
+        Hit::Valid(entry) => entry,
+        Hit::Expired(exp) => return Some(Err(AuthError::expired_at(exp, now))),
+        Hit::Miss => return None,
+    };
     match cfg.revocation.as_ref().map(|r| r.local(&entry.token_ref())) {
         None | Some(Local::Pass) => Some(Ok(entry)),
         Some(Local::Reject(e)) => Some(Err(e)),
