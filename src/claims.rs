@@ -73,59 +73,119 @@ impl<T> Claims<T> {
 /// assert!(c.has_scope("write"));
 /// assert_eq!(c.extra["tenant"], "acme");
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct StandardClaims {
     /// Issuer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     /// Subject.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// Audiences (`aud` may be a string or an array; both become a list).
-    #[serde(
-        default,
-        deserialize_with = "one_or_many",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aud: Vec<String>,
     /// Expiry, seconds since the epoch.
-    #[serde(
-        default,
-        deserialize_with = "numeric_date",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
     /// Not before, seconds since the epoch.
-    #[serde(
-        default,
-        deserialize_with = "numeric_date",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     /// Issued at, seconds since the epoch.
-    #[serde(
-        default,
-        deserialize_with = "numeric_date",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
     /// Token id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     /// Space-separated scopes (OAuth 2.0 `scope`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Scopes as Microsoft Entra and others send them (`scp`, a string or an array).
-    #[serde(
-        default,
-        deserialize_with = "one_or_many_spaced",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scp: Vec<String>,
     /// Every other claim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+// Written by hand as a map visitor: the derived version with `flatten` and `untagged` helpers
+// buffers every claim once more, and this runs on every accepted request.
+impl<'de> Deserialize<'de> for StandardClaims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(StandardClaimsVisitor)
+    }
+}
+
+struct StandardClaimsVisitor;
+
+/// `aud` or `scp`: a string or an array of strings (null: none).
+fn strings<E: serde::de::Error>(k: &str, v: Value) -> Result<Vec<String>, E> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![s]),
+        Value::Array(list) => list
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(E::custom(format_args!(
+                    "`{k}` must be a string or an array of strings"
+                ))),
+            })
+            .collect(),
+        _ => Err(E::custom(format_args!(
+            "`{k}` must be a string or an array of strings"
+        ))),
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StandardClaimsVisitor {
+    type Value = StandardClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<StandardClaims, A::Error> {
+        use serde::de::Error;
+        let mut c = StandardClaims::default();
+        while let Some(key) = m.next_key::<String>()? {
+            match key.as_str() {
+                "iss" => c.iss = m.next_value()?,
+                "sub" => c.sub = m.next_value()?,
+                "jti" => c.jti = m.next_value()?,
+                "scope" => c.scope = m.next_value()?,
+                "aud" => c.aud = strings("aud", m.next_value()?)?,
+                "scp" => {
+                    c.scp = strings::<A::Error>("scp", m.next_value()?)?
+                        .iter()
+                        .flat_map(|s| s.split_ascii_whitespace())
+                        .map(str::to_owned)
+                        .collect()
+                }
+                "exp" | "nbf" | "iat" => {
+                    let v: Value = m.next_value()?;
+                    let date = match v {
+                        Value::Null => None,
+                        v => Some(crate::validate::numeric_date(&v).ok_or_else(|| {
+                            A::Error::custom(format_args!(
+                                "`{key}` is not a NumericDate within years 1 to 9999"
+                            ))
+                        })?),
+                    };
+                    match key.as_str() {
+                        "exp" => c.exp = date,
+                        "nbf" => c.nbf = date,
+                        _ => c.iat = date,
+                    }
+                }
+                _ => {
+                    let v: Value = m.next_value()?;
+                    c.extra.insert(key, v);
+                }
+            }
+        }
+        Ok(c)
+    }
 }
 
 impl StandardClaims {
@@ -141,39 +201,6 @@ impl StandardClaims {
     /// `true` if the token grants `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
-    }
-}
-
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-        Null,
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-        OneOrMany::Null => Vec::new(),
-    })
-}
-
-fn one_or_many_spaced<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let list = one_or_many(d)?;
-    Ok(list
-        .iter()
-        .flat_map(|s| s.split_ascii_whitespace())
-        .map(str::to_owned)
-        .collect())
-}
-
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => crate::validate::numeric_date(&v)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom("not a NumericDate within years 1 to 9999")),
     }
 }
 
@@ -236,6 +263,13 @@ impl Grants {
                 .collect(),
             _ => Vec::new(),
         };
+        if scopes.is_empty() && roles.is_empty() {
+            // Shared: a token without scopes or roles allocates nothing here.
+            static EMPTY: std::sync::OnceLock<Arc<GrantsInner>> = std::sync::OnceLock::new();
+            return Grants {
+                inner: Arc::clone(EMPTY.get_or_init(Default::default)),
+            };
+        }
         Grants {
             inner: Arc::new(GrantsInner { scopes, roles }),
         }

@@ -43,13 +43,85 @@ pub(crate) enum VerifyError {
     Signature,
 }
 
-/// Verifies `signature` (raw bytes) over `message` with `key` and `alg`.
+/// A verifier built once per key and algorithm (aws-lc-rs backend): the HMAC key schedule or
+/// the parsed public key, instead of rebuilding them on every request as jsonwebtoken's
+/// `verify` does.
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) enum Prepared {
+    Hmac(Box<aws_lc_rs::hmac::Key>),
+    Public(aws_lc_rs::signature::ParsedPublicKey),
+}
+
+/// No prepared verifiers on the pure-Rust backend.
+#[cfg(not(feature = "aws-lc-rs"))]
+pub(crate) enum Prepared {}
+
+/// Prepares a verifier for `alg` with `key`, when the backend can.
+pub(crate) fn prepare(alg: Algorithm, key: &DecodingKey) -> Option<Prepared> {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        use aws_lc_rs::{hmac, signature as sig};
+        let bytes = key.try_get_as_bytes().ok()?;
+        let public = |a: &'static dyn sig::VerificationAlgorithm| {
+            sig::ParsedPublicKey::new(a, bytes)
+                .ok()
+                .map(Prepared::Public)
+        };
+        match alg {
+            Algorithm::HS256 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
+                hmac::HMAC_SHA256,
+                bytes,
+            )))),
+            Algorithm::HS384 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
+                hmac::HMAC_SHA384,
+                bytes,
+            )))),
+            Algorithm::HS512 => Some(Prepared::Hmac(Box::new(hmac::Key::new(
+                hmac::HMAC_SHA512,
+                bytes,
+            )))),
+            Algorithm::RS256 => public(&sig::RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::RS384 => public(&sig::RSA_PKCS1_2048_8192_SHA384),
+            Algorithm::RS512 => public(&sig::RSA_PKCS1_2048_8192_SHA512),
+            Algorithm::PS256 => public(&sig::RSA_PSS_2048_8192_SHA256),
+            Algorithm::PS384 => public(&sig::RSA_PSS_2048_8192_SHA384),
+            Algorithm::PS512 => public(&sig::RSA_PSS_2048_8192_SHA512),
+            Algorithm::ES256 => public(&sig::ECDSA_P256_SHA256_FIXED),
+            Algorithm::ES384 => public(&sig::ECDSA_P384_SHA384_FIXED),
+            Algorithm::EdDSA => public(&sig::ED25519),
+            _ => None,
+        }
+    }
+    #[cfg(not(feature = "aws-lc-rs"))]
+    {
+        let _ = (alg, key);
+        None
+    }
+}
+
+/// Verifies `signature` (raw bytes) over `message` with `key` and `alg`, using a prepared
+/// verifier when there is one.
 pub(crate) fn verify(
     alg: Algorithm,
     key: &DecodingKey,
+    prepared: Option<&Prepared>,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), VerifyError> {
+    #[cfg(feature = "aws-lc-rs")]
+    if let Some(p) = prepared {
+        let ok = match p {
+            // Constant-time tag comparison inside aws-lc.
+            Prepared::Hmac(k) => aws_lc_rs::hmac::verify(k, message, signature).is_ok(),
+            Prepared::Public(k) => k.verify_sig(message, signature).is_ok(),
+        };
+        return if ok {
+            Ok(())
+        } else {
+            Err(VerifyError::Signature)
+        };
+    }
+    let _ = prepared;
     let verifier = (provider().verifier_factory)(&alg, key).map_err(|_| VerifyError::Key)?;
     // jsonwebtoken's Verifier takes the signature as a Vec.
     let signature = signature.to_vec();

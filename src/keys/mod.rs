@@ -421,6 +421,18 @@ pub(crate) struct VerifyingKey {
     pub(crate) key: DecodingKey,
     pub(crate) algorithms: AlgSet,
     pub(crate) label: &'static str,
+    /// Verifiers built once, per allowed algorithm (filled when the set is indexed).
+    pub(crate) prepared: Vec<(Algorithm, crate::crypto::Prepared)>,
+}
+
+impl VerifyingKey {
+    /// The prepared verifier for `alg`, if the backend built one.
+    pub(crate) fn prepared(&self, alg: Algorithm) -> Option<&crate::crypto::Prepared> {
+        self.prepared
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, p)| p)
+    }
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -476,6 +488,11 @@ impl KeySet {
                 tracing::debug!(kid = ?key.kid, "key skipped: none of its algorithms is allowed");
                 continue;
             }
+            key.prepared = key
+                .algorithms
+                .iter()
+                .filter_map(|alg| crate::crypto::prepare(alg, &key.key).map(|p| (alg, p)))
+                .collect();
             if let Some(kid) = &key.kid {
                 if set.by_kid.contains_key(kid) {
                     return Err(ConfigError::DuplicateKid(kid.clone()));
@@ -753,6 +770,7 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
         key,
         algorithms,
         label,
+        prepared: Vec::new(),
     });
     Ok(())
 }
@@ -921,5 +939,6 @@ fn jwk_key(jwk: &Jwk) -> Result<Option<VerifyingKey>, &'static str> {
         key,
         algorithms,
         label,
+        prepared: Vec::new(),
     }))
 }
