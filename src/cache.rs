@@ -237,13 +237,21 @@ pub(crate) struct CacheFacts {
 }
 
 impl CacheFacts {
+    /// `ids`: keep `jti`, `iss` and `sub` (only a revocation store needs them).
     pub(crate) fn from_claims(
         claims: &crate::validate::ClaimsMap,
         trust: usize,
         version: u64,
+        ids: bool,
     ) -> Self {
         use serde_json::Value;
-        let s = |k: &str| claims.get(k).and_then(Value::as_str).map(Box::from);
+        let s = |k: &str| {
+            if ids {
+                claims.get(k).and_then(Value::as_str).map(Box::from)
+            } else {
+                None
+            }
+        };
         let d = |k: &str| claims.get(k).and_then(crate::validate::numeric_date);
         CacheFacts {
             exp: d("exp"),

@@ -297,7 +297,8 @@ pub struct TokenFacts {
     /// The name of the source the token came from (e.g. `"authorization"`, `"cookie"`).
     pub source: Option<&'static str>,
     /// A short, non-reversible fingerprint of the token (the first 16 hex digits of its
-    /// SHA-256), to correlate log lines about the same token without logging it.
+    /// SHA-256), to correlate log lines about the same token without logging it. Computed
+    /// when rejection events of the `tower_token_auth` target are enabled in `tracing`.
     pub fingerprint: Option<String>,
 }
 
@@ -415,7 +416,12 @@ impl AuthError {
         self
     }
 
+    /// Sets the fingerprint, when rejections are logged (it exists to correlate log lines;
+    /// hashing the token costs about as much as building the response).
     pub(crate) fn with_fingerprint(mut self, token: &str) -> Self {
+        if !tracing::enabled!(target: "tower_token_auth", tracing::Level::WARN) {
+            return self;
+        }
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.facts.fingerprint = Some(fingerprint(token));
         }
@@ -541,15 +547,16 @@ impl std::error::Error for AuthError {
 
 /// The first 16 hex digits of the token's SHA-256.
 pub(crate) fn fingerprint(token: &str) -> String {
-    use std::fmt::Write as _;
     let digest = (crate::crypto::provider().key_utils.compute_digest)(
         token.as_bytes(),
         jsonwebtoken::jwk::ThumbprintHash::SHA256,
     )
     .unwrap_or_default();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(16);
     for b in digest.iter().take(8) {
-        let _ = write!(out, "{b:02x}");
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
     }
     out
 }

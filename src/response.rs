@@ -197,6 +197,22 @@ pub fn challenge(
 /// ```
 pub fn problem_json(error: &AuthError) -> String {
     let reason = error.reason();
+    if error.diagnosis().is_none() && reason != Reason::InsufficientScope {
+        // The common case, written directly: every text is a fixed ASCII string without
+        // quotes or backslashes, so no JSON escaping is needed (members in serde_json's
+        // order).
+        let error_member = match reason.bearer_error() {
+            Some(code) => format!(r#""error":"{code}","#),
+            None => String::new(),
+        };
+        return format!(
+            r#"{{"detail":"{detail}",{error_member}"reason":"{code}","status":{status},"title":"{title}","type":"https://docs.rs/tower-token-auth/latest/tower_token_auth/enum.Reason.html#variant.{reason:?}"}}"#,
+            detail = reason.description(),
+            code = reason.code(),
+            status = reason.status().as_u16(),
+            title = reason.title(),
+        );
+    }
     let mut body = serde_json::json!({
         "type": format!(
             "https://docs.rs/tower-token-auth/latest/tower_token_auth/enum.Reason.html#variant.{reason:?}"

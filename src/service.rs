@@ -87,6 +87,8 @@ pub(crate) struct Held<ReqBody, T, R> {
     source: &'static str,
     timer: crate::metrics::Timer,
     cache: Option<Arc<TokenCache<T>>>,
+    /// A revocation store is configured (cache entries then keep `jti`, `iss`, `sub`).
+    has_revocation: bool,
 }
 
 /// The result of looking for and validating the token.
@@ -120,6 +122,7 @@ where
         source,
         timer,
         cache,
+        has_revocation,
     } = held;
     let result: Result<Option<(Arc<T>, Grants)>, AuthError> = match checked {
         Checked::NoToken(Ok(())) => match mode {
@@ -132,7 +135,12 @@ where
             .and_then(|accepted| {
                 let grants = Grants::from_claims(&accepted.claims, roles_claim);
                 let facts = cache.as_ref().map(|_| {
-                    CacheFacts::from_claims(&accepted.claims, accepted.trust, accepted.version)
+                    CacheFacts::from_claims(
+                        &accepted.claims,
+                        accepted.trust,
+                        accepted.version,
+                        has_revocation,
+                    )
                 });
                 let claims = Arc::new(into_claims::<T>(accepted.claims)?);
                 if let (Some(cache), Some(token), Some(facts)) = (&cache, token, facts) {
@@ -248,6 +256,7 @@ where
             source,
             timer,
             cache: self.cache.clone(),
+            has_revocation: cfg.revocation.is_some(),
         };
         if let Some(slow) = slow {
             // The service that was polled ready is the one that must be called: keep it and

@@ -160,15 +160,29 @@ fn rejection_log_has_a_fingerprint_and_never_the_token() {
         );
     }
     // The same token always gets the same fingerprint; another token another one.
-    let err2 = run(async {
+    let buf2 = Arc::new(Mutex::new(Vec::new()));
+    let writer2 = Capture(buf2);
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer2.clone())
+        .finish();
+    let other = key.token().issuer("https://evil.test").sign();
+    let (err2, err3) = tracing::subscriber::with_default(subscriber, || {
+        run(async {
+            let r = app.clone().oneshot(req(Some(&bad))).await.unwrap();
+            let e2 = r.extensions().get::<AuthError>().unwrap().clone();
+            let r = app.clone().oneshot(req(Some(&other))).await.unwrap();
+            let e3 = r.extensions().get::<AuthError>().unwrap().clone();
+            (e2, e3)
+        })
+    });
+    assert_eq!(err2.facts().fingerprint.as_deref(), Some(fp.as_str()));
+    assert!(err3.facts().fingerprint.is_some());
+    assert_ne!(err3.facts().fingerprint.as_deref(), Some(fp.as_str()));
+    // Without a subscriber nothing is logged, and the token is not hashed.
+    let err4 = run(async {
         let r = app.clone().oneshot(req(Some(&bad))).await.unwrap();
         r.extensions().get::<AuthError>().unwrap().clone()
     });
-    assert_eq!(err2.facts().fingerprint.as_deref(), Some(fp.as_str()));
-    let other = key.token().issuer("https://evil.test").sign();
-    let err3 = run(async {
-        let r = app.clone().oneshot(req(Some(&other))).await.unwrap();
-        r.extensions().get::<AuthError>().unwrap().clone()
-    });
-    assert_ne!(err3.facts().fingerprint.as_deref(), Some(fp.as_str()));
+    assert_eq!(err4.facts().fingerprint, None);
 }
