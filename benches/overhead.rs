@@ -1,399 +1,46 @@
-//! Per-request overhead of `TokenAuthLayer`, against the floor and a hand-written baseline.
+//! Per-request overhead of `TokenAuthLayer`: cold (every token new), warm (a token seen
+//! before, answered from the verified-token cache) and rejections, against the signature
+//! floor, a bare router and a hand-written baseline layer.
 //!
-//! Run with `cargo bench --bench overhead` (release build; about two minutes on two cores).
-//! `cargo test --benches` runs every benchmark once as a smoke test and skips the summary.
+//! Run with `cargo bench --bench overhead` (release build; about three minutes on two
+//! cores). `cargo test --benches` runs every benchmark once as a smoke test and skips the
+//! summary. `OVERHEAD_MD=docs/overhead-results.md cargo bench --bench overhead` also writes
+//! the summary tables as markdown.
 //!
-//! For each of HS256, RS256, ES256 and EdDSA (the bundled test keys, one token per algorithm
-//! minted once with a far-future `exp`), four criterion benchmarks in the group named after
-//! the algorithm:
+//! The variants are defined in `benches/common/mod.rs` (shared with
+//! `examples/callgrind_probe.rs`, which counts instructions for the same variants): for each
+//! of HS256, RS256, ES256 and EdDSA, `bare` (a `service_fn` echo), `bare_router` (an axum
+//! `Router` with one route, `oneshot`), `verify` (`jsonwebtoken::crypto::verify`: the
+//! signature floor), `decode` (`jsonwebtoken::decode`), `baseline` (a thin hand-written
+//! layer around `decode`), `ours_cold` (`cache_capacity(0)`), `ours_miss` (cache on, every
+//! request a miss and an insert, everything in the CPU caches), `ours_warm` (cache hit) and
+//! `router_warm` (cache hit through the `bare_router` Router); for HS256, ES256 and EdDSA
+//! also `pool_baseline`, `pool_cold` and `pool_default`, which take each request's token from
+//! a pool of 32768 distinct tokens (the default 4096-slot cache then misses on every request
+//! and evicts entries no longer in the CPU caches, as a busy server would); group `ES256_rejections` holds the cold and warm
+//! rejection paths with their accepted references.
 //!
-//! - `bare`: a `service_fn` echo service called with `ready().call()`: the floor of a
-//!   service call (request construction plus a current-thread tokio `block_on`).
-//! - `jsonwebtoken_decode`: `jsonwebtoken::decode::<serde_json::Value>` alone, with the
-//!   matching key and a `Validation` that checks what the layer checks (`iss`, `aud`, `exp`,
-//!   `nbf`; `exp`, `iss` and `aud` required).
-//! - `baseline_layer`: a thin hand-written tower layer around that `decode` (defined in this
-//!   file): take the Bearer token, decode it, insert the claims into the request extensions,
-//!   call the inner service, or answer 401.
-//! - `tower_token_auth`: `TokenAuthLayer::new(cfg).layer(service_fn(echo))` with the same
-//!   accepted token.
-//!
-//! Group `ES256_rejections` measures the rejection paths through `tower_token_auth`: no
-//! token, an expired (correctly signed) token, a bad signature (another token's valid
-//! signature, so the crypto runs in full) and a malformed token (`"abc"`).
-//!
-//! Every variant that goes through a service builds its `http::Request<()>` inside the
-//! iteration (from a prebuilt `HeaderValue`) and drives it with the same runtime, so those
-//! costs are equal everywhere. Each variant is checked once before it is measured (accepted
-//! tokens answer 200, rejections answer 401 with the expected `Reason`).
+//! Every variant that goes through a service builds its request inside the iteration (from
+//! a prebuilt `HeaderValue`) and drives it with the same current-thread runtime. Each variant
+//! is checked once before it is measured (status, `Reason`, cache hits or misses).
 //!
 //! After criterion, a timing pass of its own (after warm-up, 15 interleaved batches of about
-//! 10 ms per variant, median) prints the ratio table: `ours / baseline_layer`,
-//! `ours / jsonwebtoken_decode` and the absolute overhead `ours - bare`, all measured in the
-//! same run.
+//! 10 ms per variant, median) prints the ratio tables, all measured in the same run:
+//! cold `ours / baseline` (targets: ≤ 1.00, HS256 ≤ 0.75), warm `ours / bare` and
+//! `router_warm / bare_router` (target: ≤ 2x for ES256), and each rejection against the
+//! acceptance of the same path (target: ≤ 1x).
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+mod common;
+
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::{Group, ALGORITHMS, REJECTIONS};
 use criterion::Criterion;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, Response, StatusCode};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::Value;
-use tokio::runtime::Runtime;
-use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_token_auth::testing::TestKey;
-use tower_token_auth::{AuthConfig, AuthError, Reason, TokenAuthLayer};
 
-const ISSUER: &str = "https://issuer.bench";
-const AUDIENCE: &str = "api://bench";
-const HMAC_SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
-const FAR_FUTURE: Duration = Duration::from_secs(10 * 365 * 86400);
-
-/// One measured variant: a closure doing one request (or one decode).
-type Variant = Box<dyn FnMut()>;
-
-// ---------------------------------------------------------------------------------------
-// The thin hand-written layer (the baseline).
-// ---------------------------------------------------------------------------------------
-
-/// A minimal JWT layer: Bearer token, `jsonwebtoken::decode`, claims into the extensions.
-#[derive(Clone)]
-struct JwtLayer {
-    key: Arc<DecodingKey>,
-    validation: Arc<Validation>,
-}
-
-impl<S> Layer<S> for JwtLayer {
-    type Service = JwtService<S>;
-
-    fn layer(&self, inner: S) -> JwtService<S> {
-        JwtService {
-            inner,
-            key: self.key.clone(),
-            validation: self.validation.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct JwtService<S> {
-    inner: S,
-    key: Arc<DecodingKey>,
-    validation: Arc<Validation>,
-}
-
-impl<S, B> Service<Request<B>> for JwtService<S>
-where
-    S: Service<Request<B>, Response = Response<Bytes>>,
-{
-    type Response = Response<Bytes>;
-    type Error = S::Error;
-    type Future = JwtFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let claims = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| jsonwebtoken::decode::<Value>(t, &self.key, &self.validation).ok());
-        match claims {
-            Some(data) => {
-                req.extensions_mut().insert(data.claims);
-                JwtFuture::Inner {
-                    fut: self.inner.call(req),
-                }
-            }
-            None => {
-                let mut res = Response::new(Bytes::new());
-                *res.status_mut() = StatusCode::UNAUTHORIZED;
-                res.headers_mut().insert(
-                    WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                );
-                JwtFuture::Rejected {
-                    response: Some(res),
-                }
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = JwtFutureProj]
-    enum JwtFuture<F> {
-        Inner { #[pin] fut: F },
-        Rejected { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F, E> Future for JwtFuture<F>
-where
-    F: Future<Output = Result<Response<Bytes>, E>>,
-{
-    type Output = Result<Response<Bytes>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            JwtFutureProj::Inner { fut } => fut.poll(cx),
-            JwtFutureProj::Rejected { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Fixtures.
-// ---------------------------------------------------------------------------------------
-
-async fn echo(req: Request<()>) -> Result<Response<Bytes>, Infallible> {
-    black_box(&req);
-    Ok(Response::new(Bytes::new()))
-}
-
-/// The request every service variant builds per iteration.
-fn request(auth: Option<&HeaderValue>) -> Request<()> {
-    let mut req = Request::new(());
-    if let Some(auth) = auth {
-        req.headers_mut().insert(AUTHORIZATION, auth.clone());
-    }
-    req
-}
-
-fn bearer(token: &str) -> HeaderValue {
-    HeaderValue::try_from(format!("Bearer {token}")).expect("token is a valid header value")
-}
-
-/// Calls `svc` once with `req` on `rt`.
-fn call<S>(rt: &Runtime, svc: &mut S, req: Request<()>) -> Response<Bytes>
-where
-    S: Service<Request<()>, Response = Response<Bytes>, Error = Infallible>,
-{
-    match rt.block_on(async { svc.ready().await?.call(req).await }) {
-        Ok(res) => res,
-        Err(never) => match never {},
-    }
-}
-
-/// jsonwebtoken's global crypto provider: only needed when both backends are compiled in
-/// (`--all-features`); building an `AuthConfig` installs it too. An earlier one is kept.
-fn install_provider() {
-    #[cfg(feature = "aws-lc-rs")]
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-}
-
-struct Alg {
-    name: &'static str,
-    key: TestKey,
-    decoding: DecodingKey,
-}
-
-fn algorithms() -> Vec<Alg> {
-    let pem = |k: &TestKey| k.public_pem().expect("asymmetric test key").as_bytes();
-    let hs = TestKey::hmac(Algorithm::HS256, HMAC_SECRET.to_vec());
-    let rs = TestKey::rs256();
-    let es = TestKey::es256();
-    let ed = TestKey::ed25519();
-    vec![
-        Alg {
-            name: "HS256",
-            decoding: DecodingKey::from_secret(HMAC_SECRET),
-            key: hs,
-        },
-        Alg {
-            name: "RS256",
-            decoding: DecodingKey::from_rsa_pem(pem(&rs)).expect("RSA PEM"),
-            key: rs,
-        },
-        Alg {
-            name: "ES256",
-            decoding: DecodingKey::from_ec_pem(pem(&es)).expect("EC PEM"),
-            key: es,
-        },
-        Alg {
-            name: "EdDSA",
-            decoding: DecodingKey::from_ed_pem(pem(&ed)).expect("Ed25519 PEM"),
-            key: ed,
-        },
-    ]
-}
-
-fn accepted_token(key: &TestKey) -> String {
-    key.token()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .subject("bench-user")
-        .scope("orders:read orders:write")
-        .expires_in(FAR_FUTURE)
-        .sign()
-}
-
-fn validation(alg: Algorithm) -> Validation {
-    let mut v = Validation::new(alg);
-    v.set_issuer(&[ISSUER]);
-    v.set_audience(&[AUDIENCE]);
-    v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    v.validate_nbf = true;
-    v
-}
-
-fn ours_layer(key: &TestKey) -> TokenAuthLayer {
-    let cfg = AuthConfig::builder()
-        .keys(key.keys())
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .expect("valid config");
-    TokenAuthLayer::new(cfg)
-}
-
-/// A service variant: checks the response once, then returns the measured closure.
-fn service_variant<S>(
-    rt: &Rc<Runtime>,
-    mut svc: S,
-    auth: Option<HeaderValue>,
-    expect: Result<(), Reason>,
-) -> Variant
-where
-    S: Service<Request<()>, Response = Response<Bytes>, Error = Infallible> + 'static,
-{
-    let res = call(rt, &mut svc, request(auth.as_ref()));
-    match expect {
-        Ok(()) => assert_eq!(res.status(), StatusCode::OK, "expected acceptance"),
-        Err(reason) => {
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-            let err = res.extensions().get::<AuthError>().expect("AuthError");
-            assert_eq!(err.reason(), reason);
-        }
-    }
-    let rt = rt.clone();
-    Box::new(move || {
-        let res = call(&rt, &mut svc, request(auth.as_ref()));
-        black_box(res);
-    })
-}
-
-/// The four accepted-path variants for one algorithm, in table order.
-fn accepted_variants(rt: &Rc<Runtime>, alg: &Alg) -> Vec<(&'static str, Variant)> {
-    let token = accepted_token(&alg.key);
-    let auth = bearer(&token);
-    let validation = validation(alg.key.algorithm());
-
-    let key = alg.decoding.clone();
-    let val = validation.clone();
-    let decoded = jsonwebtoken::decode::<Value>(&token, &key, &val);
-    assert!(
-        decoded.is_ok(),
-        "{}: jsonwebtoken rejects: {decoded:?}",
-        alg.name
-    );
-    let decode: Variant = Box::new(move || {
-        let res = jsonwebtoken::decode::<Value>(black_box(token.as_str()), &key, &val);
-        black_box(res.ok());
-    });
-
-    let baseline = JwtLayer {
-        key: Arc::new(alg.decoding.clone()),
-        validation: Arc::new(validation),
-    };
-    vec![
-        (
-            "bare",
-            service_variant(rt, service_fn(echo), Some(auth.clone()), Ok(())),
-        ),
-        ("jsonwebtoken_decode", decode),
-        (
-            "baseline_layer",
-            service_variant(
-                rt,
-                baseline.layer(service_fn(echo)),
-                Some(auth.clone()),
-                Ok(()),
-            ),
-        ),
-        (
-            "tower_token_auth",
-            service_variant(
-                rt,
-                ours_layer(&alg.key).layer(service_fn(echo)),
-                Some(auth),
-                Ok(()),
-            ),
-        ),
-    ]
-}
-
-/// The ES256 rejection paths through `tower_token_auth`.
-fn rejection_variants(rt: &Rc<Runtime>) -> Vec<(&'static str, Variant)> {
-    let key = TestKey::es256();
-    let good = accepted_token(&key);
-    let other = key
-        .token()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .subject("someone-else")
-        .expires_in(FAR_FUTURE)
-        .sign();
-    let expired = key
-        .token()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .subject("bench-user")
-        .expired_for(Duration::from_secs(3600))
-        .sign();
-    // The signed part of `good` with the (valid, same-length) signature of `other`.
-    let (signed, _) = good.rsplit_once('.').expect("three segments");
-    let (_, other_sig) = other.rsplit_once('.').expect("three segments");
-    let bad_signature = format!("{signed}.{other_sig}");
-
-    let svc = || ours_layer(&key).layer(service_fn(echo));
-    vec![
-        (
-            "missing",
-            service_variant(rt, svc(), None, Err(Reason::Missing)),
-        ),
-        (
-            "expired",
-            service_variant(rt, svc(), Some(bearer(&expired)), Err(Reason::Expired)),
-        ),
-        (
-            "bad_signature",
-            service_variant(
-                rt,
-                svc(),
-                Some(bearer(&bad_signature)),
-                Err(Reason::BadSignature),
-            ),
-        ),
-        (
-            "malformed",
-            service_variant(rt, svc(), Some(bearer("abc")), Err(Reason::Malformed)),
-        ),
-    ]
-}
-
-// ---------------------------------------------------------------------------------------
-// Criterion, then the summary.
-// ---------------------------------------------------------------------------------------
-
-fn run_criterion(c: &mut Criterion, groups: &mut [(String, Vec<(&'static str, Variant)>)]) {
+fn run_criterion(c: &mut Criterion, groups: &mut [(&'static str, Group)]) {
     for (group_name, variants) in groups.iter_mut() {
-        let mut group = c.benchmark_group(group_name.as_str());
+        let mut group = c.benchmark_group(*group_name);
         for (name, f) in variants.iter_mut() {
             group.bench_function(*name, |b| b.iter(&mut *f));
         }
@@ -404,7 +51,7 @@ fn run_criterion(c: &mut Criterion, groups: &mut [(String, Vec<(&'static str, Va
 /// Median nanoseconds per call of each variant: warm-up and calibration (~100 ms each), then
 /// 15 rounds in which every variant runs one batch of ~10 ms (interleaved, so drifting
 /// machine load affects all variants alike).
-fn measure(variants: &mut [(&'static str, Variant)]) -> Vec<f64> {
+fn measure(variants: &mut Group) -> Vec<(&'static str, f64)> {
     const ROUNDS: usize = 15;
     let batch_iters: Vec<u64> = variants
         .iter_mut()
@@ -429,72 +76,325 @@ fn measure(variants: &mut [(&'static str, Variant)]) -> Vec<f64> {
             samples[i].push(start.elapsed().as_secs_f64() * 1e9 / batch_iters[i] as f64);
         }
     }
-    samples
-        .into_iter()
-        .map(|mut s| {
+    variants
+        .iter()
+        .zip(samples)
+        .map(|((name, _), mut s)| {
             s.sort_by(f64::total_cmp);
-            s[ROUNDS / 2]
+            (*name, s[ROUNDS / 2])
         })
         .collect()
 }
 
-fn us(ns: f64) -> String {
-    format!("{:.2}us", ns / 1000.0)
+/// Looks a variant's time up by name.
+fn t(times: &[(&'static str, f64)], name: &str) -> f64 {
+    try_t(times, name).unwrap_or_else(|| panic!("no variant {name}"))
 }
 
-fn summary(groups: &mut [(String, Vec<(&'static str, Variant)>)]) {
-    println!();
-    println!("== overhead summary: own timing pass, median of 15 interleaved ~10 ms batches ==");
-    println!(
-        "{:<6} {:>9} {:>9} {:>9} {:>9} | {:>14} {:>12} {:>10} {:>14}",
-        "alg",
-        "bare",
-        "decode",
-        "baseline",
-        "ours",
-        "ours/baseline",
-        "ours/decode",
-        "ours-bare",
-        "ours-baseline"
-    );
-    let (accepted, rejections) = groups.split_at_mut(4);
-    for (alg, variants) in accepted.iter_mut() {
-        let t = measure(variants);
-        let (bare, decode, baseline, ours) = (t[0], t[1], t[2], t[3]);
-        println!(
-            "{:<6} {:>9} {:>9} {:>9} {:>9} | {:>14.3} {:>12.3} {:>10} {:>14}",
-            alg,
-            us(bare),
-            us(decode),
-            us(baseline),
-            us(ours),
-            ours / baseline,
-            ours / decode,
-            us(ours - bare),
-            us(ours - baseline),
-        );
+fn try_t(times: &[(&'static str, f64)], name: &str) -> Option<f64> {
+    times.iter().find(|(n, _)| *n == name).map(|(_, ns)| *ns)
+}
+
+fn us(ns: f64) -> String {
+    if ns < 10_000.0 {
+        format!("{:.2} µs", ns / 1000.0)
+    } else {
+        format!("{:.1} µs", ns / 1000.0)
     }
-    for (group, variants) in rejections.iter_mut() {
-        let t = measure(variants);
-        println!("{group} (tower_token_auth):");
-        for ((name, _), ns) in variants.iter().zip(t) {
-            println!("  {name:<14} {:>9}", us(ns));
+}
+
+/// `met` when `ratio <= target`; timing noise on a shared machine is a few percent, so a
+/// miss within 5 % is reported as such.
+fn verdict(ratio: f64, target: f64) -> &'static str {
+    if ratio <= target {
+        "met"
+    } else if ratio <= target * 1.05 {
+        "missed (within 5 % noise)"
+    } else {
+        "missed"
+    }
+}
+
+/// A markdown table, also printed aligned.
+struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(head: &[&str]) -> Self {
+        Table {
+            head: head.iter().map(|s| (*s).to_owned()).collect(),
+            rows: Vec::new(),
         }
     }
+
+    fn row(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        let widths: Vec<usize> = (0..self.head.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([self.head[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            let mut s = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                let pad = widths[i] - c.chars().count();
+                if i == 0 {
+                    let _ = write!(s, "{c}{}", " ".repeat(pad));
+                } else {
+                    let _ = write!(s, "  {}{c}", " ".repeat(pad));
+                }
+            }
+            println!("{s}");
+        };
+        line(&self.head);
+        for r in &self.rows {
+            line(r);
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = format!("| {} |\n", self.head.join(" | "));
+        let _ = writeln!(s, "|{}", "---|".repeat(self.head.len()));
+        for r in &self.rows {
+            let _ = writeln!(s, "| {} |", r.join(" | "));
+        }
+        s
+    }
+}
+
+fn summary(groups: &mut [(&'static str, Group)], code: &str) {
+    let mut times = Vec::new();
+    for (name, variants) in groups.iter_mut() {
+        times.push((*name, measure(variants)));
+    }
+    let group = |name: &str| {
+        &times
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("group measured")
+            .1
+    };
+
+    let mut cold = Table::new(&[
+        "alg",
+        "verify",
+        "decode",
+        "baseline",
+        "ours cold",
+        "ours miss",
+        "cold/baseline",
+        "miss/baseline",
+        "target",
+        "cold",
+        "miss",
+    ]);
+    let mut pool = Table::new(&[
+        "alg",
+        "baseline",
+        "ours cache off",
+        "ours default",
+        "off/baseline",
+        "default/baseline",
+        "default/off",
+        "target",
+        "default",
+    ]);
+    let mut warm = Table::new(&[
+        "alg",
+        "bare",
+        "bare router",
+        "ours warm",
+        "router warm",
+        "warm/bare",
+        "router warm/bare router",
+        "warm − bare",
+        "target ≤ 2x",
+    ]);
+    for alg in ALGORITHMS {
+        let g = group(alg);
+        let (baseline, ours, miss) = (t(g, "baseline"), t(g, "ours_cold"), t(g, "ours_miss"));
+        let target = if alg == "HS256" { 0.75 } else { 1.0 };
+        cold.row(vec![
+            alg.to_owned(),
+            us(t(g, "verify")),
+            us(t(g, "decode")),
+            us(baseline),
+            us(ours),
+            us(miss),
+            format!("{:.3}", ours / baseline),
+            format!("{:.3}", miss / baseline),
+            format!("≤ {target:.2}"),
+            verdict(ours / baseline, target).to_owned(),
+            verdict(miss / baseline, target).to_owned(),
+        ]);
+        if let (Some(b), Some(off), Some(on)) = (
+            try_t(g, "pool_baseline"),
+            try_t(g, "pool_cold"),
+            try_t(g, "pool_default"),
+        ) {
+            pool.row(vec![
+                alg.to_owned(),
+                us(b),
+                us(off),
+                us(on),
+                format!("{:.3}", off / b),
+                format!("{:.3}", on / b),
+                format!("{:.3}", on / off),
+                format!("≤ {target:.2}"),
+                verdict(on / b, target).to_owned(),
+            ]);
+        }
+        let (bare, router) = (t(g, "bare"), t(g, "bare_router"));
+        let (w, rw) = (t(g, "ours_warm"), t(g, "router_warm"));
+        warm.row(vec![
+            alg.to_owned(),
+            us(bare),
+            us(router),
+            us(w),
+            us(rw),
+            format!("{:.2}", w / bare),
+            format!("{:.2}", rw / router),
+            us(w - bare),
+            verdict(rw / router, 2.0).to_owned(),
+        ]);
+    }
+
+    let g = group(REJECTIONS);
+    let mut rej = Table::new(&[
+        "ES256 rejection",
+        "time",
+        "reference",
+        "ratio",
+        "target ≤ 1x",
+    ]);
+    for (name, reference) in [
+        ("missing", "accept_cold"),
+        ("malformed", "accept_cold"),
+        ("bad_signature", "accept_cold"),
+        ("expired", "accept_cold"),
+        ("warm_expired", "accept_warm"),
+        ("warm_revoked", "accept_warm"),
+    ] {
+        let (x, r) = (t(g, name), t(g, reference));
+        rej.row(vec![
+            name.to_owned(),
+            us(x),
+            format!("{reference} {}", us(r)),
+            format!("{:.2}", x / r),
+            verdict(x / r, 1.0).to_owned(),
+        ]);
+    }
+
+    println!();
+    println!("== overhead summary: own timing pass, median of 15 interleaved ~10 ms batches ==");
+    println!();
+    println!("Cold path (every token new): ours_cold = cache off, ours_miss = cache on, every request a miss");
+    cold.print();
+    println!();
+    println!(
+        "Cold path with realistic memory: a pool of {} distinct tokens, default 4096-slot cache (all misses)",
+        common::POOL
+    );
+    pool.print();
+    println!();
+    println!("Warm path (the same token: a cache hit)");
+    warm.print();
+    println!();
+    println!("Rejections against the acceptance of the same path");
+    rej.print();
+
+    if let Ok(path) = std::env::var("OVERHEAD_MD") {
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into());
+        let md = format!(
+            "# Per-request overhead (`cargo bench --bench overhead`)\n\n\
+             Measured {} (code `{}`, git describe) on {}; load average at the end of the run: {load} (a shared machine: \
+             compare the variants of one run, whose batches were interleaved, not runs). \
+             Release build, aws-lc-rs backend. Times are medians of 15 interleaved batches of \
+             about 10 ms per variant after warm-up (the bench's own pass after criterion); the \
+             variants are described in `benches/common/mod.rs`. Instruction counts of the same \
+             variants, stable where times are not: `scripts/callgrind.sh`.\n\n\
+             ### Cold path (every token new)\n\n{}\n\
+             ### Cold path, a pool of {} distinct tokens, default cache\n\n{}\n\
+             ### Warm path (cache hit)\n\n{}\n### Rejections (ES256)\n\n{}",
+            today(),
+            code,
+            machine(),
+            cold.markdown(),
+            common::POOL,
+            pool.markdown(),
+            warm.markdown(),
+            rej.markdown()
+        );
+        std::fs::write(&path, md).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+        println!("\nmarkdown tables written to {path}");
+    }
+}
+
+/// Today's date (UTC), from the system clock.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// `git describe --always --dirty` of the working tree, or `unknown`.
+fn code_version() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned())
+}
+
+/// CPU model and count, from `/proc/cpuinfo` where there is one.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    format!("{model}, {cpus} CPUs")
 }
 
 fn main() {
-    install_provider();
-    let rt = Rc::new(
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio runtime"),
-    );
-    let mut groups: Vec<(String, Vec<(&'static str, Variant)>)> = algorithms()
-        .iter()
-        .map(|alg| (alg.name.to_owned(), accepted_variants(&rt, alg)))
+    // At start-up, as close to the build as the bench can get.
+    let code = code_version();
+    common::install_provider();
+    let rt = common::runtime();
+    let mut groups: Vec<(&'static str, Group)> = common::group_names()
+        .into_iter()
+        .map(|name| (name, common::group(&rt, name, None)))
         .collect();
-    groups.push(("ES256_rejections".to_owned(), rejection_variants(&rt)));
 
     let mut c = Criterion::default()
         .sample_size(20)
@@ -508,6 +408,6 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     if has("--bench") && !has("--test") && !has("--list") {
-        summary(&mut groups);
+        summary(&mut groups, &code);
     }
 }

@@ -1,0 +1,756 @@
+//! Fixtures shared by `benches/overhead.rs` (criterion and the ratio table) and
+//! `examples/callgrind_probe.rs` (instruction counts), so both measure exactly the same
+//! variants: the same services, tokens, requests and runtime.
+//!
+//! A variant is a closure doing one request (or one decode). [`group`] builds the variants of
+//! one group, each checked once (status and `Reason`) before it is returned.
+//!
+//! Groups `HS256`, `RS256`, `ES256`, `EdDSA` (accepted requests, one token per algorithm
+//! minted once, issued at a fixed past instant and valid for 50 years, unless said otherwise):
+//!
+//! | variant | what one iteration does |
+//! |---|---|
+//! | `bare` | a `service_fn` echo service, `ready().call()` on a current-thread `block_on` |
+//! | `bare_router` | an axum `Router` with one route (`GET /`, empty 200), `clone().oneshot(req)` |
+//! | `verify` | `jsonwebtoken::crypto::verify` alone: the signature floor (verifier built per call, signature base64-decoded) |
+//! | `decode` | `jsonwebtoken::decode::<Value>` alone (`iss`, `aud`, `exp`, `nbf` checked) |
+//! | `baseline` | a thin hand-written tower layer around that `decode` ([`JwtLayer`]) |
+//! | `ours_cold` | `TokenAuthLayer` with `.cache_capacity(0)`: every request validated in full |
+//! | `ours_miss` | `TokenAuthLayer` with the cache on (1 slot) and two tokens alternating: every request is a cache miss plus an insert, the cold path of the default configuration |
+//! | `ours_warm` | `TokenAuthLayer` with the default cache, the same token every time: a cache hit |
+//! | `router_warm` | the `bare_router` Router with `.layer(TokenAuthLayer::new(cfg))`, same token: a cache hit through axum |
+//!
+//! `ours_miss` keeps everything in the CPU caches (one slot, two tokens). Three more variants
+//! (bench only, not in the callgrind list: minting the tokens takes seconds) show the cold
+//! path with realistic memory, each request taking the next of a pool of [`POOL`] distinct
+//! tokens (so far more tokens than the 4096 cache slots come between two uses of one token):
+//! `pool_baseline`, `pool_cold` (cache off) and `pool_default` (`TokenAuthLayer::new`,
+//! default 4096-slot cache, all misses: evictions touch memory that is no longer cached).
+//! They exist for HS256, ES256 and EdDSA; RS256 is left out because signing 32768 tokens with
+//! RSA takes too long for a benchmark set-up.
+//!
+//! Group `ES256_rejections` (all `TokenAuthLayer`, ES256 key):
+//!
+//! | variant | what it measures |
+//! |---|---|
+//! | `accept_cold` | accepted, cache off (reference for the cold rejections) |
+//! | `missing`, `malformed`, `bad_signature`, `expired` | cold rejections, default layer (cache on; rejected tokens are never cached) |
+//! | `accept_warm` | accepted from the cache; config with a `ManualClock` and a `MemoryRevocationStore` (reference for the warm rejections) |
+//! | `warm_expired` | a token cached while valid, then the clock moved past its `exp` |
+//! | `warm_revoked` | a token cached while valid, then its `jti` revoked |
+
+// Each includer (the bench, the callgrind probe) uses a different part of this module.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use tokio::runtime::Runtime;
+use tower::{service_fn, Layer, Service, ServiceExt};
+use tower_token_auth::clock::ManualClock;
+use tower_token_auth::revocation::MemoryRevocationStore;
+use tower_token_auth::testing::TestKey;
+use tower_token_auth::{AuthConfig, AuthError, Reason, TokenAuthLayer};
+
+pub(crate) const ISSUER: &str = "https://issuer.bench";
+pub(crate) const AUDIENCE: &str = "api://bench";
+const HMAC_SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+/// The issue time (`iat`, `nbf`) of every token, fixed so that a token is the same from run
+/// to run (HS256, RS256 and EdDSA signatures are deterministic; see [`signed`] for ES256).
+const ISSUED_AT: i64 = 1_700_000_000;
+/// The lifetime of the accepted tokens: valid from [`ISSUED_AT`] for 50 years.
+const LIFETIME: Duration = Duration::from_secs(50 * 365 * 86400);
+
+/// One measured variant: a closure doing one request (or one decode).
+pub(crate) type Variant = Box<dyn FnMut()>;
+
+/// A group of variants, in table order.
+pub(crate) type Group = Vec<(&'static str, Variant)>;
+
+/// The accepted-path groups, in table order.
+pub(crate) const ALGORITHMS: [&str; 4] = ["HS256", "RS256", "ES256", "EdDSA"];
+
+/// The variants of each accepted-path group, in table order.
+pub(crate) const ACCEPTED_VARIANTS: [&str; 9] = [
+    "bare",
+    "bare_router",
+    "verify",
+    "decode",
+    "baseline",
+    "ours_cold",
+    "ours_miss",
+    "ours_warm",
+    "router_warm",
+];
+
+/// Accepted-path variants built only for the criterion bench (see the module docs).
+pub(crate) const POOL_VARIANTS: [&str; 3] = ["pool_baseline", "pool_cold", "pool_default"];
+
+/// Distinct tokens in the pool of the `pool_*` variants.
+pub(crate) const POOL: usize = 32_768;
+
+/// The rejection group's name.
+pub(crate) const REJECTIONS: &str = "ES256_rejections";
+
+/// The variants of the rejection group, in table order.
+pub(crate) const REJECTION_VARIANTS: [&str; 8] = [
+    "accept_cold",
+    "missing",
+    "malformed",
+    "bad_signature",
+    "expired",
+    "accept_warm",
+    "warm_expired",
+    "warm_revoked",
+];
+
+/// Every group name.
+pub(crate) fn group_names() -> Vec<&'static str> {
+    let mut names = ALGORITHMS.to_vec();
+    names.push(REJECTIONS);
+    names
+}
+
+/// The variant names of a group.
+pub(crate) fn variant_names(group: &str) -> &'static [&'static str] {
+    if group == REJECTIONS {
+        &REJECTION_VARIANTS
+    } else {
+        &ACCEPTED_VARIANTS
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The thin hand-written layer (the baseline).
+// ---------------------------------------------------------------------------------------
+
+/// A minimal JWT layer: Bearer token, `jsonwebtoken::decode`, claims into the extensions.
+#[derive(Clone)]
+pub(crate) struct JwtLayer {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl<S> Layer<S> for JwtLayer {
+    type Service = JwtService<S>;
+
+    fn layer(&self, inner: S) -> JwtService<S> {
+        JwtService {
+            inner,
+            key: self.key.clone(),
+            validation: self.validation.clone(),
+        }
+    }
+}
+
+/// The service of [`JwtLayer`].
+#[derive(Clone)]
+pub(crate) struct JwtService<S> {
+    inner: S,
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl<S, B> Service<Request<B>> for JwtService<S>
+where
+    S: Service<Request<B>, Response = Response<Bytes>>,
+{
+    type Response = Response<Bytes>;
+    type Error = S::Error;
+    type Future = JwtFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let claims = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| jsonwebtoken::decode::<Value>(t, &self.key, &self.validation).ok());
+        match claims {
+            Some(data) => {
+                req.extensions_mut().insert(data.claims);
+                JwtFuture::Inner {
+                    fut: self.inner.call(req),
+                }
+            }
+            None => {
+                let mut res = Response::new(Bytes::new());
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+                res.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+                JwtFuture::Rejected {
+                    response: Some(res),
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`JwtService`].
+    #[project = JwtFutureProj]
+    pub(crate) enum JwtFuture<F> {
+        Inner { #[pin] fut: F },
+        Rejected { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<F, E> Future for JwtFuture<F>
+where
+    F: Future<Output = Result<Response<Bytes>, E>>,
+{
+    type Output = Result<Response<Bytes>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            JwtFutureProj::Inner { fut } => fut.poll(cx),
+            JwtFutureProj::Rejected { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures.
+// ---------------------------------------------------------------------------------------
+
+async fn echo(req: Request<()>) -> Result<Response<Bytes>, Infallible> {
+    black_box(&req);
+    Ok(Response::new(Bytes::new()))
+}
+
+/// The request every `service_fn` variant builds per iteration.
+fn request(auth: Option<&HeaderValue>) -> Request<()> {
+    let mut req = Request::new(());
+    if let Some(auth) = auth {
+        req.headers_mut().insert(AUTHORIZATION, auth.clone());
+    }
+    req
+}
+
+/// The request every router variant builds per iteration (`GET /`).
+fn router_request(auth: &HeaderValue) -> Request<Body> {
+    let mut req = Request::new(Body::empty());
+    req.headers_mut().insert(AUTHORIZATION, auth.clone());
+    req
+}
+
+fn bearer(token: &str) -> HeaderValue {
+    HeaderValue::try_from(format!("Bearer {token}")).expect("token is a valid header value")
+}
+
+/// jsonwebtoken's global crypto provider: needed by `jsonwebtoken::decode`/`verify` when both
+/// backends are compiled in (`--all-features`). An earlier one is kept.
+pub(crate) fn install_provider() {
+    #[cfg(feature = "aws-lc-rs")]
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
+/// The runtime every variant is driven with: current-thread, no I/O or time driver.
+pub(crate) fn runtime() -> Rc<Runtime> {
+    Rc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("tokio runtime"),
+    )
+}
+
+struct Alg {
+    key: TestKey,
+    decoding: DecodingKey,
+}
+
+fn algorithm(name: &str) -> Alg {
+    let pem = |k: &TestKey| k.public_pem().expect("asymmetric test key").as_bytes();
+    match name {
+        "HS256" => Alg {
+            key: TestKey::hmac(Algorithm::HS256, HMAC_SECRET.to_vec()),
+            decoding: DecodingKey::from_secret(HMAC_SECRET),
+        },
+        "RS256" => {
+            let key = TestKey::rs256();
+            let decoding = DecodingKey::from_rsa_pem(pem(&key)).expect("RSA PEM");
+            Alg { key, decoding }
+        }
+        "ES256" => {
+            let key = TestKey::es256();
+            let decoding = DecodingKey::from_ec_pem(pem(&key)).expect("EC PEM");
+            Alg { key, decoding }
+        }
+        "EdDSA" => {
+            let key = TestKey::ed25519();
+            let decoding = DecodingKey::from_ed_pem(pem(&key)).expect("Ed25519 PEM");
+            Alg { key, decoding }
+        }
+        other => panic!("unknown algorithm group {other:?}"),
+    }
+}
+
+/// A token, signed by `sign`, or the one signed earlier under this `name` when
+/// `BENCH_TOKEN_DIR` names a directory (written there the first time). ECDSA signatures are
+/// randomized and the instructions an ES256 verification takes depend on the signature
+/// (about ±0.5 %), so `scripts/callgrind.sh`, whose runs are separate processes, shares one
+/// set of tokens between all of them this way.
+fn signed(name: &str, sign: impl FnOnce() -> String) -> String {
+    let Some(dir) = std::env::var_os("BENCH_TOKEN_DIR") else {
+        return sign();
+    };
+    let path = std::path::Path::new(&dir).join(format!("{name}.jwt"));
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return token;
+    }
+    let token = sign();
+    // Written aside and renamed, so a concurrent reader sees all of it or nothing.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let saved = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&tmp, &token))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = saved {
+        eprintln!("cannot keep token {}: {e}", path.display());
+    }
+    token
+}
+
+fn accepted_token(key: &TestKey, jti: &str) -> String {
+    signed(&format!("{:?}-{jti}", key.algorithm()), || {
+        key.token_at(ISSUED_AT)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .subject("bench-user")
+            .scope("orders:read orders:write")
+            .claim("jti", jti)
+            .expires_in(LIFETIME)
+            .sign()
+    })
+}
+
+fn validation(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[ISSUER]);
+    v.set_audience(&[AUDIENCE]);
+    v.set_required_spec_claims(&["exp", "iss", "aud"]);
+    v.validate_nbf = true;
+    v
+}
+
+fn config(key: &TestKey) -> AuthConfig {
+    AuthConfig::builder()
+        .keys(key.keys())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .expect("valid config")
+}
+
+/// What a variant's response must be.
+#[derive(Clone, Copy)]
+enum Expect {
+    Ok,
+    Reject(Reason),
+}
+
+fn check<B>(res: &Response<B>, expect: Expect, what: &str) {
+    match expect {
+        Expect::Ok => assert_eq!(res.status(), StatusCode::OK, "{what}: expected acceptance"),
+        Expect::Reject(reason) => {
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+            let err = res.extensions().get::<AuthError>().expect("AuthError");
+            assert_eq!(err.reason(), reason, "{what}");
+        }
+    }
+}
+
+/// Calls `svc` once with `req` on `rt`.
+fn call<S, B, R>(rt: &Runtime, svc: &mut S, req: Request<B>) -> Response<R>
+where
+    S: Service<Request<B>, Response = Response<R>, Error = Infallible>,
+{
+    match rt.block_on(async { svc.ready().await?.call(req).await }) {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
+}
+
+/// A `service_fn`-based variant: checks the response once, then returns the measured closure.
+fn service_variant<S, R>(
+    rt: &Rc<Runtime>,
+    what: &str,
+    mut svc: S,
+    make: impl Fn() -> Request<()> + 'static,
+    expect: Expect,
+) -> Variant
+where
+    S: Service<Request<()>, Response = Response<R>, Error = Infallible> + 'static,
+    R: 'static,
+{
+    let res = call(rt, &mut svc, make());
+    check(&res, expect, what);
+    let rt = rt.clone();
+    Box::new(move || {
+        let res = call(&rt, &mut svc, make());
+        black_box(res);
+    })
+}
+
+/// A router variant: `router.clone().oneshot(req)` per iteration.
+fn router_variant(rt: &Rc<Runtime>, what: &str, router: Router, auth: HeaderValue) -> Variant {
+    let once = |router: &Router| match rt.block_on(router.clone().oneshot(router_request(&auth))) {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    check(&once(&router), Expect::Ok, what);
+    let rt = rt.clone();
+    Box::new(move || {
+        let res = rt.block_on(router.clone().oneshot(router_request(&auth)));
+        black_box(res.ok());
+    })
+}
+
+fn bare_router() -> Router {
+    Router::new().route("/", get(|| async {}))
+}
+
+/// Runs `f` a few times and asserts the cache counters moved as expected.
+fn assert_cache(layer: &TokenAuthLayer, f: &mut Variant, hits: bool, what: &str) {
+    let before = layer.cache_stats();
+    for _ in 0..4 {
+        f();
+    }
+    let after = layer.cache_stats();
+    let (h, m) = (after.hits - before.hits, after.misses - before.misses);
+    if hits {
+        assert_eq!((h, m), (4, 0), "{what}: expected 4 cache hits");
+    } else {
+        assert_eq!((h, m), (0, 4), "{what}: expected 4 cache misses");
+    }
+}
+
+/// The accepted-path variants for one algorithm, in [`ACCEPTED_VARIANTS`] order.
+fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
+    let alg = algorithm(name);
+    let token = accepted_token(&alg.key, "bench-1");
+    let auth = bearer(&token);
+    let want = |v: &str| only.is_none_or(|o| o == v);
+    let mut out: Group = Vec::new();
+
+    if want("bare") {
+        let auth = auth.clone();
+        let f = service_variant(
+            rt,
+            "bare",
+            service_fn(echo),
+            move || request(Some(&auth)),
+            Expect::Ok,
+        );
+        out.push(("bare", f));
+    }
+    if want("bare_router") {
+        out.push((
+            "bare_router",
+            router_variant(rt, "bare_router", bare_router(), auth.clone()),
+        ));
+    }
+    if want("verify") {
+        let (message, sig) = token.rsplit_once('.').expect("three segments");
+        let (message, sig) = (message.to_owned(), sig.to_owned());
+        let key = alg.decoding.clone();
+        let a = alg.key.algorithm();
+        let ok = jsonwebtoken::crypto::verify(&sig, message.as_bytes(), &key, a);
+        assert!(matches!(ok, Ok(true)), "{name}: verify fails: {ok:?}");
+        let f: Variant = Box::new(move || {
+            let ok = jsonwebtoken::crypto::verify(
+                black_box(&sig),
+                black_box(message.as_bytes()),
+                &key,
+                a,
+            );
+            black_box(ok.ok());
+        });
+        out.push(("verify", f));
+    }
+    let validation = validation(alg.key.algorithm());
+    if want("decode") {
+        let key = alg.decoding.clone();
+        let val = validation.clone();
+        let token = token.clone();
+        let decoded = jsonwebtoken::decode::<Value>(&token, &key, &val);
+        assert!(decoded.is_ok(), "{name}: jsonwebtoken rejects: {decoded:?}");
+        let f: Variant = Box::new(move || {
+            let res = jsonwebtoken::decode::<Value>(black_box(token.as_str()), &key, &val);
+            black_box(res.ok());
+        });
+        out.push(("decode", f));
+    }
+    if want("baseline") {
+        let baseline = JwtLayer {
+            key: Arc::new(alg.decoding.clone()),
+            validation: Arc::new(validation),
+        };
+        let auth = auth.clone();
+        let f = service_variant(
+            rt,
+            "baseline",
+            baseline.layer(service_fn(echo)),
+            move || request(Some(&auth)),
+            Expect::Ok,
+        );
+        out.push(("baseline", f));
+    }
+    if want("ours_cold") {
+        let layer = TokenAuthLayer::new(config(&alg.key)).cache_capacity(0);
+        assert_eq!(layer.cache_stats().capacity, 0);
+        let auth = auth.clone();
+        let f = service_variant(
+            rt,
+            "ours_cold",
+            layer.layer(service_fn(echo)),
+            move || request(Some(&auth)),
+            Expect::Ok,
+        );
+        out.push(("ours_cold", f));
+    }
+    if want("ours_miss") {
+        // One slot and two tokens taking turns: each request evicts the other token, so
+        // every request is a lookup that misses, a full validation and an insert.
+        let layer = TokenAuthLayer::new(config(&alg.key)).cache_capacity(1);
+        let pair = [auth.clone(), bearer(&accepted_token(&alg.key, "bench-2"))];
+        let turn = Cell::new(0usize);
+        let mut f = service_variant(
+            rt,
+            "ours_miss",
+            layer.layer(service_fn(echo)),
+            move || {
+                turn.set(turn.get() ^ 1);
+                request(Some(&pair[turn.get()]))
+            },
+            Expect::Ok,
+        );
+        assert_cache(&layer, &mut f, false, "ours_miss");
+        out.push(("ours_miss", f));
+    }
+    if want("ours_warm") {
+        let layer = TokenAuthLayer::new(config(&alg.key));
+        let auth = auth.clone();
+        let mut f = service_variant(
+            rt,
+            "ours_warm",
+            layer.layer(service_fn(echo)),
+            move || request(Some(&auth)),
+            Expect::Ok,
+        );
+        assert_cache(&layer, &mut f, true, "ours_warm");
+        out.push(("ours_warm", f));
+    }
+    if want("router_warm") {
+        let layer = TokenAuthLayer::new(config(&alg.key));
+        let router = bare_router().layer(layer.clone());
+        let mut f = router_variant(rt, "router_warm", router, auth.clone());
+        assert_cache(&layer, &mut f, true, "router_warm");
+        out.push(("router_warm", f));
+    }
+    if name != "RS256" && POOL_VARIANTS.iter().any(|v| want(v)) {
+        let pool: Rc<[HeaderValue]> = (0..POOL)
+            .map(|i| bearer(&accepted_token(&alg.key, &format!("pool-{i}"))))
+            .collect();
+        // Each variant walks the pool from its own start, one token per request.
+        let cycle = |start: usize| {
+            let pool = Rc::clone(&pool);
+            let next = Cell::new(start);
+            move || {
+                let i = next.get();
+                next.set((i + 1) % pool.len());
+                request(Some(&pool[i]))
+            }
+        };
+        if want("pool_baseline") {
+            let baseline = JwtLayer {
+                key: Arc::new(alg.decoding.clone()),
+                validation: Arc::new(self::validation(alg.key.algorithm())),
+            };
+            let f = service_variant(
+                rt,
+                "pool_baseline",
+                baseline.layer(service_fn(echo)),
+                cycle(0),
+                Expect::Ok,
+            );
+            out.push(("pool_baseline", f));
+        }
+        if want("pool_cold") {
+            let layer = TokenAuthLayer::new(config(&alg.key)).cache_capacity(0);
+            let f = service_variant(
+                rt,
+                "pool_cold",
+                layer.layer(service_fn(echo)),
+                cycle(POOL / 3),
+                Expect::Ok,
+            );
+            out.push(("pool_cold", f));
+        }
+        if want("pool_default") {
+            let layer = TokenAuthLayer::new(config(&alg.key));
+            let mut f = service_variant(
+                rt,
+                "pool_default",
+                layer.layer(service_fn(echo)),
+                cycle(2 * POOL / 3),
+                Expect::Ok,
+            );
+            assert_cache(&layer, &mut f, false, "pool_default");
+            out.push(("pool_default", f));
+        }
+    }
+    out
+}
+
+/// The ES256 rejection variants (and their accepted references), in
+/// [`REJECTION_VARIANTS`] order.
+fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
+    let key = TestKey::es256();
+    let want = |v: &str| only.is_none_or(|o| o == v);
+    let good = accepted_token(&key, "bench-1");
+    let other = accepted_token(&key, "bench-2");
+    let expired = signed("ES256-expired", || {
+        key.token_at(ISSUED_AT)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .subject("bench-user")
+            .expired_for(Duration::from_secs(3600))
+            .sign()
+    });
+    // The signed part of `good` with the (valid, same-length) signature of `other`.
+    let (signed_part, _) = good.rsplit_once('.').expect("three segments");
+    let (_, other_sig) = other.rsplit_once('.').expect("three segments");
+    let bad_signature = format!("{signed_part}.{other_sig}");
+
+    let svc = |cache: usize| {
+        TokenAuthLayer::new(config(&key))
+            .cache_capacity(cache)
+            .layer(service_fn(echo))
+    };
+    let cold = |name: &'static str, auth: Option<HeaderValue>, expect: Expect| -> Variant {
+        service_variant(
+            rt,
+            name,
+            svc(tower_token_auth::DEFAULT_CACHE_CAPACITY),
+            move || request(auth.as_ref()),
+            expect,
+        )
+    };
+
+    // Warm references: a layer on a ManualClock with a revocation store, the token primed
+    // into the cache while valid, then (for the rejections) the clock moved or the jti revoked.
+    let now = ISSUED_AT + 60;
+    let warm = |name: &'static str,
+                jti: &str,
+                after: &dyn Fn(&ManualClock, &MemoryRevocationStore),
+                expect: Expect|
+     -> Variant {
+        let clock = ManualClock::at(now);
+        let store = Arc::new(MemoryRevocationStore::new());
+        let cfg = AuthConfig::builder()
+            .keys(key.keys())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .clock(clock.clone())
+            .revocation(store.clone())
+            .build()
+            .expect("valid config");
+        let layer = TokenAuthLayer::new(cfg);
+        let token = signed(&format!("ES256-{jti}"), || {
+            key.token_at(ISSUED_AT)
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .subject("bench-user")
+                .scope("orders:read orders:write")
+                .claim("jti", jti)
+                .sign()
+        });
+        let auth = bearer(&token);
+        let mut svc = layer.layer(service_fn(echo));
+        // Prime: accepted and cached.
+        check(&call(rt, &mut svc, request(Some(&auth))), Expect::Ok, name);
+        assert_eq!(layer.cache_stats().misses, 1, "{name}: primed");
+        after(&clock, &store);
+        let mut f = service_variant(rt, name, svc, move || request(Some(&auth)), expect);
+        // Every one is answered from the cache: accepted, revoked (revocation consulted on
+        // the hit) and expired (a byte-equal token past its `exp`, rejected without a
+        // signature check).
+        assert_cache(&layer, &mut f, true, name);
+        f
+    };
+
+    let mut out: Group = Vec::new();
+    for &name in &REJECTION_VARIANTS {
+        if !want(name) {
+            continue;
+        }
+        let f = match name {
+            "accept_cold" => {
+                let auth = bearer(&good);
+                service_variant(rt, name, svc(0), move || request(Some(&auth)), Expect::Ok)
+            }
+            "missing" => cold(name, None, Expect::Reject(Reason::Missing)),
+            "malformed" => cold(name, Some(bearer("abc")), Expect::Reject(Reason::Malformed)),
+            "bad_signature" => cold(
+                name,
+                Some(bearer(&bad_signature)),
+                Expect::Reject(Reason::BadSignature),
+            ),
+            "expired" => cold(
+                name,
+                Some(bearer(&expired)),
+                Expect::Reject(Reason::Expired),
+            ),
+            "accept_warm" => warm(name, "warm-1", &|_, _| {}, Expect::Ok),
+            "warm_expired" => warm(
+                name,
+                "warm-2",
+                &|clock, _| clock.set(now + 3600),
+                Expect::Reject(Reason::Expired),
+            ),
+            "warm_revoked" => warm(
+                name,
+                "warm-3",
+                &|_, store| store.revoke("warm-3", i64::MAX / 2),
+                Expect::Reject(Reason::Revoked),
+            ),
+            other => unreachable!("{other}"),
+        };
+        out.push((name, f));
+    }
+    out
+}
+
+/// The variants of `group` (all, or only the one named `only`), each checked once.
+pub(crate) fn group(rt: &Rc<Runtime>, group: &str, only: Option<&str>) -> Group {
+    if group == REJECTIONS {
+        rejection_group(rt, only)
+    } else {
+        accepted_group(rt, group, only)
+    }
+}
