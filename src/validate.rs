@@ -181,6 +181,10 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
         return Err(AuthError::malformed("header is not base64url").into());
     };
+    // RFC 7515 §5.2: the header is UTF-8 (serde_json does not check strings it skips).
+    if std::str::from_utf8(&header_json).is_err() {
+        return Err(AuthError::malformed("header is not UTF-8").into());
+    }
     // RFC 7515 §4: the header is a JSON object (serde would also fill the struct from an array).
     if header_json.trim_ascii_start().first() != Some(&b'{') {
         return Err(AuthError::malformed("header is not a JSON object").into());
