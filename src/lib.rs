@@ -46,9 +46,13 @@
 //! |---|---|---|
 //! | `aws-lc-rs` | yes | crypto backend on aws-lc-rs |
 //! | `rust-crypto` | no | pure-Rust crypto backend; with both on, aws-lc-rs is used |
-//! | `axum` | yes | [`Claims`] extractors |
+//! | `axum` | yes | [`Claims`] and [`Grants`] extractors, `IntoResponse` for [`AuthError`] |
 //! | `cookie` | yes | `source::cookie` |
-//! | `test-util` | no | `testing`: keys and signed tokens for tests |
+//! | `remote` | no | JWKS URLs and OpenID Connect discovery (`Keys::jwks_url`, `Keys::remote_oidc`) |
+//! | `metrics` | no | counters and latency through the `metrics` facade ([`metrics`]) |
+//! | `redis` | no | `revocation::RedisRevocationStore`: revocations shared by many instances |
+//! | `issuer` | no | `issuer::TokenIssuer`: access and refresh tokens with rotation |
+//! | `test-util` | no | `testing`: keys, signed tokens and a mock OpenID provider for tests |
 //!
 //! # The verified-token cache
 //!
@@ -68,6 +72,8 @@
 //! - [`source`]: where tokens are looked for.
 //! - [`Reason`]: every rejection, its status and `WWW-Authenticate` error.
 //! - [`response`]: the default response and how to build your own.
+//! - [`scope`]: scopes and roles; [`revocation`]: revoked tokens; [`metadata`]: RFC 9728.
+//! - [`diagnose`]: every problem of a token and how to fix it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
