@@ -73,7 +73,7 @@
 //! - [`Reason`]: every rejection, its status and `WWW-Authenticate` error.
 //! - [`response`]: the default response and how to build your own.
 //! - [`scope`]: scopes and roles; [`revocation`]: revoked tokens; [`metadata`]: RFC 9728.
-//! - [`diagnose`]: every problem of a token and how to fix it.
+//! - [`diagnose`](mod@diagnose): every problem of a token and how to fix it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
