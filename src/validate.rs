@@ -39,6 +39,37 @@ struct RawHeader<'a> {
 /// Verified claims, as JSON.
 pub(crate) type ClaimsMap = Map<String, Value>;
 
+/// A claims object whose top-level names are unique: `{"iss":"a","iss":"b"}` is refused (as
+/// duplicate header members are) instead of letting the last value win, which other parsers
+/// may read differently.
+struct UniqueClaims(ClaimsMap);
+
+impl<'de> Deserialize<'de> for UniqueClaims {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueClaims;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<UniqueClaims, A::Error> {
+                let mut map = ClaimsMap::new();
+                while let Some(key) = m.next_key::<String>()? {
+                    let value: Value = m.next_value()?;
+                    if map.insert(key, value).is_some() {
+                        return Err(serde::de::Error::custom("duplicate claim"));
+                    }
+                }
+                Ok(UniqueClaims(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// Deserializes verified claims into `T`; a shape mismatch is `invalid_claim`.
 pub(crate) fn into_claims<T: DeserializeOwned>(claims: ClaimsMap) -> Result<T, AuthError> {
     T::deserialize(Value::Object(claims)).map_err(|e| {
@@ -231,7 +262,9 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     // Claims, parsed once: `iss` routes the token to its issuer's keys.
     let now = cfg.clock.now();
     let claims: Option<ClaimsMap> = match URL_SAFE_NO_PAD.decode(p64) {
-        Ok(json) => serde_json::from_slice::<ClaimsMap>(&json).ok(),
+        Ok(json) => serde_json::from_slice::<UniqueClaims>(&json)
+            .ok()
+            .map(|c| c.0),
         Err(_) => None,
     };
     let iss = claims

@@ -890,3 +890,40 @@ async fn ecdsa_malleated_signature_verifies_and_out_of_range_scalars_do_not() {
         assert_eq!(err.reason(), tower_token_auth::Reason::BadSignature);
     }
 }
+
+// Defends against parser differentials: with `{"iss":"evil","iss":"trusted"}` some parsers read
+// the first value and some the last. Duplicate claim names are refused, like duplicate header
+// members.
+#[tokio::test]
+async fn duplicate_claim_names_are_malformed() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let secret = [7u8; 32];
+    let cfg = tower_token_auth::AuthConfig::builder()
+        .keys(tower_token_auth::Keys::hmac(secret))
+        .issuer("trusted")
+        .audience("aud")
+        .build()
+        .unwrap();
+    let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let sign = |payload: &str| {
+        let message = format!("{header}.{}", b64.encode(payload));
+        let sig = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(&secret),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{message}.{sig}")
+    };
+    let good = sign(r#"{"iss":"trusted","aud":"aud","exp":4000000000}"#);
+    cfg.validate::<tower_token_auth::StandardClaims>(&good)
+        .await
+        .expect("control: the same token without the duplicate passes");
+    let dup = sign(r#"{"iss":"evil","iss":"trusted","aud":"aud","exp":4000000000}"#);
+    let err = cfg
+        .validate::<tower_token_auth::StandardClaims>(&dup)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), tower_token_auth::Reason::Malformed);
+}

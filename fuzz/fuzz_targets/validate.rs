@@ -268,12 +268,12 @@ fn claims(token: &str) -> Option<Map<String, Value>> {
     serde_json::from_slice(&segment(token, 1)?).ok()
 }
 
-/// Known finding (see fuzz/README.md and tests/fuzz_regressions.rs): a header that is not
-/// valid UTF-8 inside a member the crate ignores (`{"alg":"HS256","x":"\xad"}`) is accepted,
-/// because serde_json skips ignored strings without checking their UTF-8. RFC 7515 §5.2
-/// requires a valid UTF-8 JSON header. Set to `false` once src refuses it, so the fuzzer
-/// checks it again.
-const TOLERATE_NON_UTF8_HEADER: bool = true;
+/// Finding 1 of fuzz/README.md (fixed in src/validate.rs; regression test
+/// `tests/fuzz_regressions.rs`): a header that is not valid UTF-8 inside a member the crate
+/// ignores (`{"alg":"HS256","x":"\xad"}`) was accepted, because serde_json skips ignored
+/// strings without checking their UTF-8. RFC 7515 §5.2 requires a valid UTF-8 JSON header.
+/// `false`: the target checks it on every accepted token.
+const TOLERATE_NON_UTF8_HEADER: bool = false;
 
 fn date(v: Option<&Value>) -> Option<i64> {
     v?.as_f64().map(|f| f.floor() as i64)
