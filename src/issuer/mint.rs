@@ -39,14 +39,7 @@ pub(super) struct Signer {
     pub(super) label: &'static str,
 }
 
-const RSA_ALGS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+use crate::keys::RSA_ALGS;
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

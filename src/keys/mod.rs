@@ -606,7 +606,8 @@ fn family_algs(
     }
 }
 
-const RSA_ALGS: [Algorithm; 6] = [
+/// The algorithms an RSA key may verify (and the issuer may sign with).
+pub(crate) const RSA_ALGS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
