@@ -65,7 +65,7 @@ if [ -z "${QUICK:-}" ]; then
   for _ in $(seq 1 100); do grep -q '^LISTENING ' "$plog" && break; sleep 0.1; done
   issuer=$(awk '/^LISTENING /{print $2; exit}' "$plog")
   [ -n "$issuer" ] || { echo "OpenID provider fixture did not start: npm ci --prefix tests/oidc"; exit 1; }
-  target/debug/examples/oidc "$issuer" api://orders --allow-http --access-token-profile --port 0 >"$elog" 2>/dev/null & ex_pid=$!
+  "${CARGO_TARGET_DIR:-target}/debug/examples/oidc" "$issuer" api://orders --allow-http --access-token-profile --port 0 >"$elog" 2>/dev/null & ex_pid=$!
   for _ in $(seq 1 100); do grep -q '^Listening on ' "$elog" && break; sleep 0.1; done
   grep -q '^Keys loaded: 3 ' "$elog" || { echo "oidc example: keys did not load"; cat "$elog"; exit 1; }
   url=$(awk '/^Listening on /{print $3; exit}' "$elog")

@@ -1,11 +1,20 @@
 //! The verified-token cache: a token seen before skips the signature check.
 //!
+//! The rule: a hit gives the verdict a full validation would give at that instant. So:
+//!
 //! - A hit requires **byte equality** with the verified token, compared in constant time.
+//! - An entry is only used while the key set it was verified with is current **and usable**:
+//!   when remote keys are refreshed (a new set is published), every entry of that issuer is
+//!   re-verified once, so a key that left the set stops verifying cached tokens too; once
+//!   remote keys are stale past `max_stale`, a cached token gets what a new token gets
+//!   (`keys_unavailable`); and a hit schedules the background refresh when it is due, as a
+//!   full validation does.
+//! - The user's [`check`](crate::AuthConfigBuilder::check)s run again on every hit (their
+//!   answer may change with time or outside state); the claims they read are kept in the entry
+//!   only when checks are configured. A check that now fails sends the token through the full
+//!   validation, so the rejection is exactly the one a new request would get.
 //! - `exp` and `nbf` are re-checked against the configured clock (with the leeway) on every
 //!   hit; revocation is still consulted.
-//! - An entry is only used while the key set it was verified with is current: when remote
-//!   keys are refreshed (a new set is published), every entry of that issuer is re-verified
-//!   once, so a key that left the set stops verifying cached tokens too.
 //! - Memory is bounded: the cache is a fixed table of `capacity` slots (default 4096), each
 //!   holding at most one token (a newer token whose hash lands on an occupied slot replaces
 //!   the older one). An entry holds the token text, its deserialized claims and grants: about
@@ -23,6 +32,7 @@ use subtle::ConstantTimeEq;
 
 use crate::claims::Grants;
 use crate::revocation::TokenRef;
+use crate::validate::ClaimsMap;
 
 /// Default number of slots.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -40,6 +50,8 @@ pub(crate) struct Entry<T> {
     iss: Option<Box<str>>,
     sub: Option<Box<str>>,
     iat: Option<i64>,
+    /// The verified claims as JSON, kept only when user checks must run again on hits.
+    checked: Option<Arc<ClaimsMap>>,
 }
 
 impl<T> Entry<T> {
@@ -150,16 +162,18 @@ impl<T> TokenCache<T> {
         }
     }
 
-    /// The entry for `token`, if it is cached, still within `exp`/`nbf` at `now` (with
-    /// `leeway`) and verified with the current key set of its issuer.
+    /// What the cache knows of `token` at `now` (see the module docs for the rule).
+    /// `usable_version(trust)` is the version of that issuer's key set if it is usable now
+    /// (`None`: remote keys stale past the bound); `checks_pass` runs the user checks.
     pub(crate) fn get(
         &self,
         token: &str,
         now: i64,
         leeway: i64,
-        version_of: impl Fn(usize) -> u64,
+        usable_version: impl Fn(usize) -> Option<u64>,
+        checks_pass: impl Fn(&ClaimsMap) -> bool,
     ) -> Hit<T> {
-        let found = self.lookup(token, now, leeway, version_of);
+        let found = self.lookup(token, now, leeway, usable_version, checks_pass);
         let counter = if matches!(found, Hit::Miss) {
             &self.misses
         } else {
@@ -174,7 +188,8 @@ impl<T> TokenCache<T> {
         token: &str,
         now: i64,
         leeway: i64,
-        version_of: impl Fn(usize) -> u64,
+        usable_version: impl Fn(usize) -> Option<u64>,
+        checks_pass: impl Fn(&ClaimsMap) -> bool,
     ) -> Hit<T> {
         let bytes = token.as_bytes();
         let Some(entry) = self.slots[self.slot(bytes)].load_full() else {
@@ -182,6 +197,16 @@ impl<T> TokenCache<T> {
         };
         if !ct_eq(&entry.token, bytes) {
             return Hit::Miss;
+        }
+        // Keys first: with another key set, or none usable, the full validation decides
+        // (it may reject for the key before the time).
+        if usable_version(entry.trust) != Some(entry.version) {
+            return Hit::Miss;
+        }
+        if let Some(claims) = &entry.checked {
+            if !checks_pass(claims) {
+                return Hit::Miss;
+            }
         }
         if now >= entry.exp.saturating_add(leeway) {
             // Byte-equal to a token whose signature verified: it is simply expired now.
@@ -191,9 +216,6 @@ impl<T> TokenCache<T> {
             .nbf
             .is_some_and(|nbf| now.saturating_add(leeway) < nbf)
         {
-            return Hit::Miss;
-        }
-        if version_of(entry.trust) != entry.version {
             return Hit::Miss;
         }
         Hit::Valid(entry)
@@ -218,6 +240,7 @@ impl<T> TokenCache<T> {
             iss: facts.iss,
             sub: facts.sub,
             iat: facts.iat,
+            checked: facts.checked,
         };
         self.slots[self.slot(bytes)].store(Some(Arc::new(entry)));
     }
@@ -234,15 +257,18 @@ pub(crate) struct CacheFacts {
     pub(crate) iss: Option<Box<str>>,
     pub(crate) sub: Option<Box<str>>,
     pub(crate) iat: Option<i64>,
+    pub(crate) checked: Option<Arc<ClaimsMap>>,
 }
 
 impl CacheFacts {
-    /// `ids`: keep `jti`, `iss` and `sub` (only a revocation store needs them).
+    /// `ids`: keep `jti`, `iss` and `sub` (only a revocation store needs them); `checks`: keep
+    /// the claims for the user checks to run on hits.
     pub(crate) fn from_claims(
-        claims: &crate::validate::ClaimsMap,
+        claims: &ClaimsMap,
         trust: usize,
         version: u64,
         ids: bool,
+        checks: bool,
     ) -> Self {
         use serde_json::Value;
         let s = |k: &str| {
@@ -262,6 +288,7 @@ impl CacheFacts {
             iss: s("iss"),
             sub: s("sub"),
             iat: d("iat"),
+            checked: checks.then(|| Arc::new(claims.clone())),
         }
     }
 }

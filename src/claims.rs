@@ -236,16 +236,24 @@ impl Grants {
     }
 
     pub(crate) fn from_claims(claims: &Map<String, Value>, roles_path: &[String]) -> Self {
+        // RFC 6749 §3.3: scopes are separated by spaces (%x20) only; a tab or a newline is part
+        // of a (then unknown) scope, not a separator. Array entries are taken whole.
+        let words = |s: &str| {
+            s.split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
         let mut scopes = Vec::new();
         if let Some(Value::String(s)) = claims.get("scope") {
-            scopes.extend(s.split_ascii_whitespace().map(str::to_owned));
+            scopes.extend(words(s));
         }
         match claims.get("scp") {
-            Some(Value::String(s)) => scopes.extend(s.split_ascii_whitespace().map(str::to_owned)),
+            Some(Value::String(s)) => scopes.extend(words(s)),
             Some(Value::Array(list)) => scopes.extend(
                 list.iter()
                     .filter_map(Value::as_str)
-                    .flat_map(str::split_ascii_whitespace)
+                    .filter(|w| !w.is_empty())
                     .map(str::to_owned),
             ),
             _ => {}
@@ -255,7 +263,7 @@ impl Grants {
             node = node.map(|n| n.and_then(|v| v.get(seg.as_str())));
         }
         let roles = match node.flatten() {
-            Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+            Some(Value::String(s)) => words(s),
             Some(Value::Array(list)) => list
                 .iter()
                 .filter_map(Value::as_str)

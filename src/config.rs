@@ -465,7 +465,9 @@ impl AuthConfigBuilder {
     }
 
     /// Adds a check run on the claims (as JSON) of every token; an error rejects the token
-    /// as `missing_claim` or `invalid_claim`.
+    /// as `missing_claim` or `invalid_claim`. It runs on every request, verified-token cache
+    /// hits included, so its answer may depend on time or outside state (a maximum age from
+    /// `iat`, a list of disabled tenants): keep it cheap.
     ///
     /// ```
     /// use tower_token_auth::{AuthConfig, ClaimError, Keys};
@@ -589,7 +591,7 @@ impl AuthConfigBuilder {
             }
         }
         if let Some(typ) = &self.required_type {
-            if !is_header_text(typ) || typ.is_empty() {
+            if !is_header_text(typ) || typ.is_empty() || typ.contains(' ') {
                 return Err(ConfigError::InvalidText("required type"));
             }
         }
@@ -698,10 +700,15 @@ impl AuthConfigBuilder {
                 realm: self.realm,
                 roles_claim: self.roles_claim.split('.').map(str::to_owned).collect(),
                 metadata,
-                revocation: self.revocation.map(|store| Revocation {
-                    store,
-                    policy: self.revocation_policy,
-                    retry_after: crate::response::DEFAULT_RETRY_AFTER,
+                revocation: self.revocation.map(|store| {
+                    // A token is accepted up to a leeway past `exp`: the store must keep its
+                    // revocation at least that long.
+                    store.cover_leeway(self.leeway);
+                    Revocation {
+                        store,
+                        policy: self.revocation_policy,
+                        retry_after: crate::response::DEFAULT_RETRY_AFTER,
+                    }
                 }),
             }),
         })
@@ -748,13 +755,25 @@ impl Issuer {
     }
 }
 
-/// Lower-cases a media type and strips an `application/` prefix (RFC 7515 §4.1.9).
+/// Lower-cases a media type and strips an `application/` prefix (RFC 7515 §4.1.9). Nothing
+/// is trimmed: `" at+jwt"` is another type.
 pub(crate) fn normalize_type(typ: &str) -> String {
-    let lower = typ.trim().to_ascii_lowercase();
+    let lower = typ.to_ascii_lowercase();
     match lower.strip_prefix("application/") {
         Some(rest) => rest.to_owned(),
         None => lower,
     }
+}
+
+/// `true` if a token's `typ` names the `required` type (already normalized): compared
+/// case-insensitively, with an optional `application/` prefix and nothing else (no trimming).
+pub(crate) fn type_matches(typ: &str, required: &str) -> bool {
+    const PREFIX: &str = "application/";
+    let typ = match typ.get(..PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PREFIX) => &typ[PREFIX.len()..],
+        _ => typ,
+    };
+    typ.eq_ignore_ascii_case(required)
 }
 
 /// `true` if the text can sit inside a quoted-string of a header without escaping.

@@ -56,14 +56,15 @@
 //!
 //! # The verified-token cache
 //!
-//! A token seen before skips the signature check. A hit requires byte equality with the
-//! verified token (compared in constant time); `exp` and `nbf` are re-checked against the
-//! clock on every hit and revocation is still consulted; an entry is only used while the key
-//! set that verified it is current (a remote key refresh re-verifies every token once, so a
-//! key that left the set stops verifying). Memory is bounded: a fixed table of
-//! [`DEFAULT_CACHE_CAPACITY`] (4096) slots per layer, one token each, about 1–2 KiB per
-//! entry. Size it or turn it off with [`TokenAuthLayer::cache_capacity`]; read its counters
-//! with [`TokenAuthLayer::cache_stats`].
+//! A token seen before skips the signature check, and a hit gives the verdict a full
+//! validation would give at that instant: it requires byte equality with the verified token
+//! (compared in constant time); an entry is only used while the key set that verified it is
+//! current and usable (a remote key refresh re-verifies every token once; remote keys stale
+//! past `max_stale` give `keys_unavailable` to cached tokens too); user checks run again on
+//! every hit; `exp` and `nbf` are re-checked against the clock; revocation is still
+//! consulted. Memory is bounded: a fixed table of [`DEFAULT_CACHE_CAPACITY`] (4096) slots per
+//! layer, one token each, about 1–2 KiB per entry. Size it or turn it off with
+//! [`TokenAuthLayer::cache_capacity`]; read its counters with [`TokenAuthLayer::cache_stats`].
 //!
 //! # Where to read on
 //!

@@ -89,6 +89,8 @@ pub(crate) struct Held<ReqBody, T, R> {
     cache: Option<Arc<TokenCache<T>>>,
     /// A revocation store is configured (cache entries then keep `jti`, `iss`, `sub`).
     has_revocation: bool,
+    /// User checks are configured (cache entries then keep the claims to run them on hits).
+    has_checks: bool,
 }
 
 /// The result of looking for and validating the token.
@@ -123,6 +125,7 @@ where
         timer,
         cache,
         has_revocation,
+        has_checks,
     } = held;
     let result: Result<Option<(Arc<T>, Grants)>, AuthError> = match checked {
         Checked::NoToken(Ok(())) => match mode {
@@ -140,6 +143,7 @@ where
                         accepted.trust,
                         accepted.version,
                         has_revocation,
+                        has_checks,
                     )
                 });
                 let claims = Arc::new(into_claims::<T>(accepted.claims)?);
@@ -257,6 +261,7 @@ where
             timer,
             cache: self.cache.clone(),
             has_revocation: cfg.revocation.is_some(),
+            has_checks: !cfg.checks.is_empty(),
         };
         if let Some(slow) = slow {
             // The service that was polled ready is the one that must be called: keep it and
@@ -282,9 +287,10 @@ fn cached<T>(
     token: &str,
 ) -> Option<Result<Arc<Entry<T>>, AuthError>> {
     let now = cfg.clock.now();
-    let entry = match cache.get(token, now, cfg.leeway, |trust| {
-        cfg.trusts.get(trust).map_or(u64::MAX, |t| t.keys.version())
-    }) {
+    let usable_version = |trust: usize| cfg.trusts.get(trust)?.keys.usable_version();
+    let checks_pass =
+        |claims: &crate::validate::ClaimsMap| cfg.checks.iter().all(|c| c(claims).is_ok());
+    let entry = match cache.get(token, now, cfg.leeway, usable_version, checks_pass) {
         Hit::Valid(entry) => entry,
         Hit::Expired(exp) => return Some(Err(AuthError::expired_at(exp, now))),
         Hit::Miss => return None,

@@ -240,7 +240,12 @@ impl TokenSource for CookieSource {
                     continue;
                 }
                 let v = match cookie.value_raw() {
-                    Some(raw) => Cow::Borrowed(raw.trim_matches('"')),
+                    // RFC 6265: one optional pair of double quotes around the value.
+                    Some(raw) => Cow::Borrowed(
+                        raw.strip_prefix('"')
+                            .and_then(|r| r.strip_suffix('"'))
+                            .unwrap_or(raw),
+                    ),
                     None => Cow::Owned(cookie.value().to_owned()),
                 };
                 match &found {

@@ -15,25 +15,66 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{normalize_type, ConfigInner, Trust};
+use crate::config::{type_matches, ConfigInner, Trust};
 use crate::crypto::{self, VerifyError};
 use crate::error::{cap, AuthError, Problem, Reason, TokenFacts};
 use crate::keys::{KeySet, KeySource, Lookup};
 
 /// The JOSE header, read strictly. `jku`, `x5u`, `jwk` and `x5c` are read only to be ignored:
-/// keys never come from the token.
+/// keys never come from the token. A member that is present must have its type: `"kid": null`
+/// or `"crit": null` is malformed, not absent.
 #[derive(Deserialize)]
 struct RawHeader<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
-    #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    cty: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<Vec<Value>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    kid: Option<HeaderStr<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    typ: Option<HeaderStr<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    cty: Option<HeaderStr<'a>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// A header string member, borrowed from the decoded header when it has no escapes. Unlike
+/// `Option<Cow<str>>`, a JSON `null` is an error.
+struct HeaderStr<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for HeaderStr<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for HeaderStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V).map(HeaderStr)
+    }
+}
+
+/// A member that is present: its value goes through `T` as is (so `null` is refused unless
+/// `T` accepts it; `IgnoredAny` does, which is how `"crit": null` is seen as present).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Verified claims, as JSON.
@@ -254,7 +295,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     }
     if let Some(required) = &cfg.required_type {
         match header.typ.as_deref() {
-            Some(typ) if normalize_type(typ) == *required => {}
+            Some(typ) if type_matches(typ, required) => {}
             _ => problems.push(Problem::about(Reason::WrongType, "typ")),
         }
     }
@@ -511,8 +552,9 @@ fn check_claims(
             Some(_) => {}
         },
     }
+    // A claim that is present must have its type: `"nbf": null` is not an absent `nbf`.
     match claims.get("nbf") {
-        None | Some(Value::Null) => {}
+        None => {}
         Some(v) => match numeric_date(v) {
             None => problems.push(Problem::about(Reason::InvalidClaim, "nbf")),
             Some(nbf) if now.saturating_add(cfg.leeway) < nbf => {
@@ -522,7 +564,7 @@ fn check_claims(
         },
     }
     if let Some(v) = claims.get("iat") {
-        if !v.is_null() && numeric_date(v).is_none() {
+        if numeric_date(v).is_none() {
             problems.push(Problem::about(Reason::InvalidClaim, "iat"));
         }
     }

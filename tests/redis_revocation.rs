@@ -468,20 +468,21 @@ async fn entries_expire_in_redis_with_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_outlive_exp_by_the_grace_so_the_leeway_cannot_revive_a_token() {
     let redis = RedisServer::start();
-    let a = store(&redis).await; // default grace: 30 s, the default leeway
+    // Default grace: 5 min, the largest leeway a configuration can have.
+    let a = store(&redis).await;
     let n = now();
     a.revoke_token("t", n + 60).await.unwrap();
     let ttl = redis.pttl(&a.token_key("t"));
     assert!(
-        (88_000..=90_000).contains(&ttl),
-        "PTTL {ttl} ms, expected exp + 30 s"
+        (358_000..=360_000).contains(&ttl),
+        "PTTL {ttl} ms, expected exp + 300 s"
     );
     // A token already past its exp, but inside the leeway, stays revoked.
-    a.revoke_token("late", n - 10).await.unwrap();
+    a.revoke_token("late", n - 250).await.unwrap();
     assert!(redis.exists(&a.token_key("late")));
     assert!(a.is_revoked(tref("late", "x", n - 400)).await.unwrap());
     // Past exp + grace there is nothing to keep.
-    a.revoke_token("dead", n - 60).await.unwrap();
+    a.revoke_token("dead", n - 310).await.unwrap();
     assert!(!redis.exists(&a.token_key("dead")));
 }
 
@@ -717,4 +718,99 @@ async fn connecting_to_nothing_fails_within_the_connect_timeout() {
     assert!(start.elapsed() < Duration::from_millis(1500));
     assert!(err.to_string().contains("revocation store unavailable"));
     assert!(RedisRevocationStore::connect("not a url").await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety issue (#10), items 5 and 10.
+
+/// A layer with a 120 s leeway on `store` (built after the store, as a service does).
+fn app_with_leeway(key: &TestKey, store: Arc<RedisRevocationStore>) -> Router {
+    let cfg = AuthConfig::builder()
+        .keys(key.keys())
+        .issuer("iss")
+        .audience("aud")
+        .leeway(Duration::from_secs(120))
+        .revocation(store)
+        .build()
+        .unwrap();
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(TokenAuthLayer::new(cfg))
+}
+
+/// A token that expired 60 s ago: still accepted with a 120 s leeway.
+fn expired_60s_ago(key: &TestKey, jti: &str) -> String {
+    key.token_at(now() - 360)
+        .issuer("iss")
+        .audience("aud")
+        .subject("grace")
+        .claim("jti", jti)
+        .sign()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item5_revocation_outlives_exp_by_the_largest_leeway() {
+    let redis = RedisServer::start();
+    let key = TestKey::hs256();
+    // The writer (an admin process) knows no configuration: its default grace must cover any
+    // reader's leeway.
+    let writer = store(&redis).await;
+    let reader = store(&redis).await;
+    let app = app_with_leeway(&key, reader);
+    let token = expired_60s_ago(&key, "grace-1");
+    assert_eq!(send(&app, &token).await.status, StatusCode::OK);
+    writer.revoke_token("grace-1", now() - 60).await.unwrap();
+    assert!(redis.exists(&writer.token_key("grace-1")));
+    until_revoked(&app, &token, PROPAGATION_BOUND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item5_a_configuration_raises_a_lower_grace_to_its_leeway() {
+    let redis = RedisServer::start();
+    let key = TestKey::hs256();
+    let short = Arc::new(
+        RedisRevocationStore::builder(redis.url())
+            .grace(Duration::from_secs(30))
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let app = app_with_leeway(&key, short.clone());
+    let token = expired_60s_ago(&key, "grace-2");
+    assert_eq!(send(&app, &token).await.status, StatusCode::OK);
+    short.revoke_token("grace-2", now() - 60).await.unwrap();
+    let ttl = redis.pttl(&short.token_key("grace-2"));
+    assert!(
+        ttl > 55_000,
+        "PTTL {ttl} ms: the entry must outlive exp by the 120 s leeway"
+    );
+    until_revoked(&app, &token, PROPAGATION_BOUND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item10_revoke_subject_covers_a_token_issued_in_the_same_second() {
+    let redis = RedisServer::start();
+    let a = store(&redis).await;
+    let b = store(&redis).await;
+    let n = now();
+    a.revoke_subject("same-second", n, n + 600).await.unwrap();
+    // B learns it by pub/sub (local answer), and asks Redis when it must.
+    wait_until(Duration::from_secs(1), "B learns the cut-off", || {
+        b.check_local(&tref("x", "same-second", n)) == Some(true)
+    })
+    .await;
+    assert_eq!(b.check_local(&tref("x", "same-second", n + 1)), Some(false));
+    assert!(a.is_revoked(tref("x", "same-second", n)).await.unwrap());
+    let fresh = Arc::new(
+        RedisRevocationStore::builder(redis.url())
+            .max_cached(0)
+            .connect()
+            .await
+            .unwrap(),
+    );
+    assert!(fresh.is_revoked(tref("y", "same-second", n)).await.unwrap());
+    assert!(!fresh
+        .is_revoked(tref("y", "same-second", n + 1))
+        .await
+        .unwrap());
 }

@@ -708,10 +708,10 @@ async fn unknown_kid_flood_costs_one_refetch_per_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotated_key_passes_on_first_try_and_removed_key_stops() {
-    // HS256 `oct` keys: two distinct materials of the same algorithm, so a removed key's
-    // token fails on its kid (not on its algorithm).
-    let key_a = TestKey::hs256().with_kid("a");
-    let key_b = TestKey::hs256().with_kid("b");
+    // Two kids of one algorithm, so a removed key's token fails on its kid (not on its
+    // algorithm). (Remote sets never hold `oct` keys.)
+    let key_a = TestKey::es256().with_kid("a");
+    let key_b = TestKey::es256().with_kid("b");
     let server = Server::start(jwks(&[&key_a])).await;
     let clock = ManualClock::at(T0);
     let cfg = cfg_for(&server, &clock);
@@ -749,8 +749,8 @@ async fn rotated_key_passes_on_first_try_and_removed_key_stops() {
 
 #[tokio::test]
 async fn removed_key_stops_after_background_refresh() {
-    let key_a = TestKey::hs256().with_kid("a");
-    let key_b = TestKey::hs256().with_kid("b");
+    let key_a = TestKey::es256().with_kid("a");
+    let key_b = TestKey::es256().with_kid("b");
     let server = Server::start(jwks(&[&key_a, &key_b])).await;
     let clock = ManualClock::at(T0);
     let cfg = cfg_for(&server, &clock);
@@ -870,7 +870,7 @@ async fn cold_start_burst_shares_one_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_bursts_never_reject_new_keys() {
     let keys: Vec<TestKey> = (0..=BURSTS)
-        .map(|i| TestKey::hs256().with_kid(format!("k{i}")))
+        .map(|i| TestKey::es256().with_kid(format!("k{i}")))
         .collect();
     let server = Server::start(jwks(&[&keys[0]])).await;
     let clock = ManualClock::at(T0);
@@ -923,8 +923,8 @@ async fn request_after_a_claimed_refetch_waits_for_it() {
     // is polled a little later (tower allows it; buffers and pipelining do it). Request Y,
     // with the same new kid, arrives in between: the refetch is already decided, so Y must
     // be checked against its result, not rejected.
-    let key_a = TestKey::hs256().with_kid("a");
-    let key_b = TestKey::hs256().with_kid("b");
+    let key_a = TestKey::es256().with_kid("a");
+    let key_b = TestKey::es256().with_kid("b");
     let server = Server::start(jwks(&[&key_a])).await;
     let clock = ManualClock::at(T0);
     let cfg = cfg_for(&server, &clock);
@@ -1229,9 +1229,10 @@ async fn cache_control_max_age_is_clamped_to_ttl_bounds() {
 async fn several_issuers_look_keys_up_by_issuer_and_kid() {
     const ISS_A: &str = "https://a.test";
     const ISS_B: &str = "https://b.test";
-    // Same kid, same algorithm, different secrets.
-    let key_a = TestKey::hs256().with_kid("k1");
-    let key_b = TestKey::hs256().with_kid("k1");
+    // Same kid, different keys. (Remote sets never hold `oct` keys, and the test keys of one
+    // algorithm share their material, so the two differ in algorithm.)
+    let key_a = TestKey::es256().with_kid("k1");
+    let key_b = TestKey::ed25519().with_kid("k1");
     let server_a = Server::start(jwks(&[&key_a])).await;
     let server_b = Server::start(jwks(&[&key_b])).await;
     let clock = ManualClock::at(T0);
@@ -1270,18 +1271,19 @@ async fn several_issuers_look_keys_up_by_issuer_and_kid() {
         .assert_ok();
     assert_eq!((server_a.jwks_hits(), server_b.jwks_hits()), (1, 1));
 
-    // Claims issuer A, signed with B's key under the same kid: checked against A's k1 only.
+    // Claims issuer A, signed with B's key under the same kid: checked against A's k1 only
+    // (whose algorithm it does not have).
     send(app.clone(), &tok(&key_b, ISS_A, "api-a"))
         .await
-        .assert_rejected(Reason::BadSignature);
+        .assert_rejected(Reason::AlgNotAllowed);
     send(app.clone(), &tok(&key_a, ISS_B, "api-b"))
         .await
-        .assert_rejected(Reason::BadSignature);
+        .assert_rejected(Reason::AlgNotAllowed);
     let err = cfg
         .validate::<StandardClaims>(&tok(&key_b, ISS_A, "api-a"))
         .await
         .unwrap_err();
-    assert_eq!(err.reason(), Reason::BadSignature);
+    assert_eq!(err.reason(), Reason::AlgNotAllowed);
 
     // An issuer nobody trusts: wrong_issuer, no fetch anywhere.
     let reply = send(app.clone(), &tok(&key_a, "https://c.test", "api-a")).await;

@@ -365,7 +365,7 @@ async fn mock_issuer_stops_when_dropped() {
 // ---------------------------------------------------------------------------------------------
 
 /// Mints `key`'s token in one line and checks that the handler accepts it, first with the
-/// key's local verification keys, then published by a mock issuer.
+/// key's local verification keys, then published by a mock issuer (HMAC keys: refused there).
 async fn accepts_one_line_token(key: TestKey) {
     let iss = "https://issuer.test";
     let local = AuthConfig::builder()
@@ -383,9 +383,23 @@ async fn accepts_one_line_token(key: TestKey) {
     send(&app_with(local), &token).await.assert_ok("local");
 
     let alg = key.algorithm();
+    let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
     let idp = MockIssuer::start_with(vec![key]).await;
     let token = idp.token().audience(AUD).subject("remote").sign();
-    send(&app(idp.keys()), &token).await.assert_ok("remote");
+    let reply = send(&app(idp.keys()), &token).await;
+    if hmac {
+        // A published key set never yields a symmetric key: the mock's only key is skipped,
+        // so no keys can be loaded.
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.reason(), Some(Reason::KeysUnavailable));
+        return;
+    }
+    reply.assert_ok("remote");
     let header: serde_json::Value = {
         use base64::Engine;
         let part = token.split('.').next().unwrap();

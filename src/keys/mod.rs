@@ -27,6 +27,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
@@ -273,6 +275,10 @@ pub struct KeyStatus {
     pub unknown_kid_refetch: u64,
     /// Requests served with stale keys so far.
     pub stale_served: u64,
+    /// Keys of the last fetched set that were skipped: symmetric (`oct`) keys and keys with
+    /// private members (a published set must never hold them; each is logged with its `kid`),
+    /// encryption keys, and keys that are invalid or too weak.
+    pub skipped: usize,
 }
 
 /// A key as diagnosis shows it: never the material.
@@ -330,12 +336,14 @@ impl KeySource {
         }
     }
 
-    /// The version of the current key set: 0 for static keys, bumped per published remote set.
-    pub(crate) fn version(&self) -> u64 {
+    /// The version of the key set if it is usable now, for a cache hit: static keys always
+    /// are; remote keys by the same rule as a full validation (`None` once stale past the
+    /// bound), which also schedules the background refresh when it is due.
+    pub(crate) fn usable_version(&self) -> Option<u64> {
         match self {
-            KeySource::Static(_) => 0,
+            KeySource::Static(_) => Some(0),
             #[cfg(feature = "remote")]
-            KeySource::Remote(r) => r.version(),
+            KeySource::Remote(r) => r.usable_version(),
         }
     }
 
@@ -752,13 +760,13 @@ fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigErro
         #[cfg(feature = "remote")]
         Material::Remote(_) => return Err(ConfigError::RemoteMixed),
         Material::JwkSet(json) => {
-            let keys = parse_jwks(json.as_bytes()).map_err(|e| match e {
+            let parsed = parse_jwks(json.as_bytes(), JwksOrigin::Local).map_err(|e| match e {
                 JwksError::NotJson => invalid("give a JWK set as JSON: {\"keys\": [...]}"),
                 JwksError::TooMany => invalid("the JWK set has more than 1000 keys"),
                 JwksError::Empty => invalid("the JWK set has no usable signature key"),
                 JwksError::DuplicateKid => invalid("the JWK set has two keys with the same kid"),
             })?;
-            for mut key in keys {
+            for mut key in parsed.keys {
                 narrow(&mut key, &spec.algorithms)?;
                 out.push(key);
             }
@@ -785,17 +793,27 @@ fn is_public_pem(pem: &[u8]) -> bool {
 }
 
 /// Parses a PKCS#1 RSAPublicKey with the crypto backend and checks the modulus is at least
-/// 2048 bits (RFC 7518 §3.3).
+/// [`MIN_RSA_BITS`] (RFC 7518 §3.3).
 fn check_rsa_der(der: &[u8]) -> Result<(), ()> {
     let (n, _e) = (crate::crypto::provider()
         .key_utils
         .rsa_pub_components_from_public_key)(der)
     .map_err(|_| ())?;
-    let leading = n.iter().take_while(|b| **b == 0).count();
-    if (n.len() - leading) * 8 < 2048 {
+    if modulus_bits(&n) < MIN_RSA_BITS {
         return Err(());
     }
     Ok(())
+}
+
+/// The smallest RSA modulus accepted, from PEM, DER and JWKs alike, on both crypto backends.
+const MIN_RSA_BITS: usize = 2048;
+
+/// The exact bit length of a big-endian unsigned integer (leading zero bytes and bits ignored).
+fn modulus_bits(n: &[u8]) -> usize {
+    match n.iter().position(|b| *b != 0) {
+        Some(i) => (n.len() - i) * 8 - n[i].leading_zeros() as usize,
+        None => 0,
+    }
 }
 
 fn narrow(key: &mut VerifyingKey, list: &Option<Vec<Algorithm>>) -> Result<(), ConfigError> {
@@ -822,8 +840,29 @@ pub(crate) enum JwksError {
     DuplicateKid,
 }
 
-/// Parses a JWK set, skipping keys that cannot verify signatures.
-pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, JwksError> {
+/// Where a JWK set comes from, which decides what it may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JwksOrigin {
+    /// Given by the user (`Keys::jwks_json`): may hold the user's own `oct` secret.
+    Local,
+    /// Fetched from a URL. A published key set is public by design: a symmetric key in it
+    /// would let anyone who downloads it sign tokens, so `oct` keys and keys with private
+    /// members are skipped.
+    Remote,
+}
+
+/// The usable keys of a JWK set, and how many of its keys were skipped.
+pub(crate) struct ParsedJwks {
+    pub(crate) keys: Vec<VerifyingKey>,
+    pub(crate) skipped: usize,
+}
+
+/// Private members of RSA, EC and OKP JWKs (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// Parses a JWK set, skipping keys that cannot verify signatures (and, from a remote set,
+/// keys that must never come from one).
+pub(crate) fn parse_jwks(bytes: &[u8], origin: JwksOrigin) -> Result<ParsedJwks, JwksError> {
     #[derive(serde::Deserialize)]
     struct Set {
         keys: Vec<serde_json::Value>,
@@ -833,11 +872,26 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, JwksError> {
         return Err(JwksError::TooMany);
     }
     let mut out: Vec<VerifyingKey> = Vec::with_capacity(set.keys.len());
+    let mut skipped = 0;
     let mut seen = std::collections::HashSet::new();
     for mut value in set.keys {
+        if origin == JwksOrigin::Remote {
+            if let Some(why) = refused_in_public_set(&value) {
+                let kid = value.get("kid").and_then(serde_json::Value::as_str);
+                tracing::warn!(
+                    target: "tower_token_auth::keys",
+                    kid = kid.map(crate::error::cap).as_deref(),
+                    why,
+                    "JWK skipped: a published key set must hold public keys only"
+                );
+                skipped += 1;
+                continue;
+            }
+        }
         normalize_jwk_alg(&mut value);
         let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
             tracing::warn!("JWK skipped: not a valid JWK");
+            skipped += 1;
             continue;
         };
         match jwk_key(&jwk) {
@@ -851,16 +905,29 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, JwksError> {
             }
             Ok(None) => {
                 tracing::debug!(kid = ?jwk.common.key_id, "JWK skipped: not a signature key");
+                skipped += 1;
             }
             Err(why) => {
                 tracing::warn!(kid = ?jwk.common.key_id, why, "JWK skipped");
+                skipped += 1;
             }
         }
     }
     if out.is_empty() {
         return Err(JwksError::Empty);
     }
-    Ok(out)
+    Ok(ParsedJwks { keys: out, skipped })
+}
+
+/// Why a key of a published set is refused: a symmetric key, or private key material.
+fn refused_in_public_set(jwk: &serde_json::Value) -> Option<&'static str> {
+    if jwk.get("kty").and_then(serde_json::Value::as_str) == Some("oct") || jwk.get("k").is_some() {
+        return Some("symmetric (oct) key in a public key set");
+    }
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.get(m).is_some()) {
+        return Some("private key members in a public key set");
+    }
+    None
 }
 
 /// RFC 9864 names the Ed25519 algorithm `Ed25519`; jsonwebtoken knows it as `EdDSA`.
@@ -887,12 +954,22 @@ fn jwk_key(jwk: &Jwk) -> Result<Option<VerifyingKey>, &'static str> {
         },
     };
     let (key, family, label): (DecodingKey, Vec<Algorithm>, &'static str) = match &jwk.algorithm {
-        AlgorithmParameters::RSA(p) => (
-            DecodingKey::from_rsa_components(&p.n, &p.e)
-                .map_err(|_| "RSA JWK n/e are not base64url")?,
-            RSA_ALGS.to_vec(),
-            "RSA JWK",
-        ),
+        AlgorithmParameters::RSA(p) => {
+            // The same minimum as PEM and DER keys: the rust-crypto backend would verify with
+            // a 1024-bit key.
+            let n = URL_SAFE_NO_PAD
+                .decode(&p.n)
+                .map_err(|_| "RSA JWK n is not base64url")?;
+            if modulus_bits(&n) < MIN_RSA_BITS {
+                return Err("RSA JWK modulus is shorter than 2048 bits");
+            }
+            (
+                DecodingKey::from_rsa_components(&p.n, &p.e)
+                    .map_err(|_| "RSA JWK n/e are not base64url")?,
+                RSA_ALGS.to_vec(),
+                "RSA JWK",
+            )
+        }
         AlgorithmParameters::EllipticCurve(p) => {
             let alg = match p.curve {
                 EllipticCurve::P256 => Algorithm::ES256,

@@ -27,13 +27,13 @@
 //! [`Clock`], so tests can simulate an hour-long outage in a millisecond.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use super::{parse_jwks, AlgSet, JwksError, KeySet, KeyStatus};
+use super::{parse_jwks, AlgSet, JwksError, JwksOrigin, KeySet, KeyStatus};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::error::{AuthError, Reason};
@@ -236,6 +236,8 @@ struct Stats {
     fetch_error: AtomicU64,
     unknown_kid_refetch: AtomicU64,
     stale_served: AtomicU64,
+    /// Keys of the last fetched set that were not used (refused or unusable).
+    skipped: AtomicUsize,
 }
 
 /// A remote key set: fetched, cached, refreshed. Shared by every clone of the configuration.
@@ -321,15 +323,29 @@ impl RemoteKeys {
     /// The keys for the request path, starting a background refresh when due.
     pub(crate) fn snapshot(self: &Arc<Self>) -> Snapshot {
         let guard = self.state.load();
-        let Some(state) = guard.as_ref() else {
-            return Snapshot::Unavailable;
-        };
+        match guard.as_ref() {
+            Some(state) if self.usable(state) => Snapshot::Keys(state.keys.clone(), state.version),
+            _ => Snapshot::Unavailable,
+        }
+    }
+
+    /// The version of the usable key set, for a cache hit: the rule of
+    /// [`snapshot`](RemoteKeys::snapshot) (background refresh included) without the set.
+    pub(crate) fn usable_version(self: &Arc<Self>) -> Option<u64> {
+        let guard = self.state.load();
+        let state = guard.as_ref()?;
+        self.usable(state).then_some(state.version)
+    }
+
+    /// `true` if `state` may verify tokens now (fresh, or stale within the bound); starts a
+    /// background refresh when one is due.
+    fn usable(self: &Arc<Self>, state: &State) -> bool {
         let now = self.now();
         if now >= state.refresh_at {
             self.spawn_refresh();
         }
         if now < state.expires_at {
-            return Snapshot::Keys(state.keys.clone(), state.version);
+            return true;
         }
         if now
             < state
@@ -338,9 +354,9 @@ impl RemoteKeys {
         {
             self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
             crate::metrics::stale_served();
-            return Snapshot::Keys(state.keys.clone(), state.version);
+            return true;
         }
-        Snapshot::Unavailable
+        false
     }
 
     /// Claims the unknown-`kid` refetch slot if the cool-down allows it.
@@ -541,7 +557,7 @@ impl RemoteKeys {
             },
         };
         let (body, max_age) = self.get(&url).await?;
-        let keys = parse_jwks(&body).map_err(|e| {
+        let parsed = parse_jwks(&body, JwksOrigin::Remote).map_err(|e| {
             FetchError::Jwks(match e {
                 JwksError::NotJson => "not a JSON JWK set",
                 JwksError::TooMany => "more than 1000 keys",
@@ -549,8 +565,9 @@ impl RemoteKeys {
                 JwksError::DuplicateKid => "duplicate kid",
             })
         })?;
-        let set =
-            KeySet::from_keys(keys, self.allowed).map_err(|_| FetchError::Jwks("duplicate kid"))?;
+        self.stats.skipped.store(parsed.skipped, Ordering::Relaxed);
+        let set = KeySet::from_keys(parsed.keys, self.allowed)
+            .map_err(|_| FetchError::Jwks("duplicate kid"))?;
         if set.len() == 0 {
             return Err(FetchError::Jwks("no key for an allowed algorithm"));
         }
@@ -672,6 +689,7 @@ impl RemoteKeys {
             fetch_error: s.fetch_error.load(Ordering::Relaxed),
             unknown_kid_refetch: s.unknown_kid_refetch.load(Ordering::Relaxed),
             stale_served: s.stale_served.load(Ordering::Relaxed),
+            skipped: s.skipped.load(Ordering::Relaxed),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Revocation: refuse tokens that are valid but were revoked (logout, compromise).
 //!
 //! A [`RevocationStore`] is consulted after the signature and every claim check passed. It
-//! answers for one token (`jti`) or for every token of a subject issued before an instant
+//! answers for one token (`jti`) or for every token of a subject issued at or before an instant
 //! ("log out everywhere"). Entries expire when the tokens they concern would have expired, so
 //! memory stays bounded by the number of live revoked tokens.
 //!
@@ -79,15 +79,26 @@ pub trait RevocationStore: Send + Sync + 'static {
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>>;
 
-    /// Revokes every token of `subject` issued before `issued_before`; the entry is kept until
-    /// `until` (the latest `exp` such a token can have: `issued_before` + the longest token
-    /// lifetime).
+    /// Revokes every token of `subject` issued at or before `issued_before` (`iat <=
+    /// issued_before`: `iat` has one-second resolution, so a token issued earlier in the same
+    /// second is revoked too, and so is one issued later in that second); the entry is kept
+    /// until `until` (the latest `exp` such a token can have: `issued_before` + the longest
+    /// token lifetime).
     fn revoke_subject<'a>(
         &'a self,
         subject: &'a str,
         issued_before: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>>;
+
+    /// Called by [`AuthConfigBuilder::build`](crate::AuthConfigBuilder::build) with the
+    /// configuration's leeway: a token is accepted up to `leeway` past its `exp`, so a store
+    /// that forgets revocations must keep them at least that long past the `exp` (or `until`)
+    /// it was given. Default: nothing to do (a store that keeps entries longer, like
+    /// [`MemoryRevocationStore`], which keeps them [`MAX_LEEWAY`](crate::MAX_LEEWAY)).
+    fn cover_leeway(&self, leeway: std::time::Duration) {
+        let _ = leeway;
+    }
 }
 
 /// What to do when the store cannot answer.
@@ -190,7 +201,7 @@ impl MemoryRevocationStore {
             if let Some((before, until)) = e.subjects.get(sub) {
                 if until.saturating_add(GRACE) > now {
                     // A token without `iat` cannot show it came after the cut-off.
-                    return token.iat.is_none_or(|iat| iat < *before);
+                    return token.iat.is_none_or(|iat| iat <= *before);
                 }
             }
         }
@@ -217,7 +228,7 @@ impl MemoryRevocationStore {
         });
     }
 
-    /// Revokes a subject's tokens issued before `issued_before` (synchronous form of
+    /// Revokes a subject's tokens issued at or before `issued_before` (synchronous form of
     /// [`RevocationStore::revoke_subject`]).
     pub fn revoke_all(&self, subject: &str, issued_before: i64, until: i64) {
         self.update(|e| {
@@ -288,6 +299,9 @@ impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
         (**self).revoke_subject(subject, issued_before, until)
+    }
+    fn cover_leeway(&self, leeway: std::time::Duration) {
+        (**self).cover_leeway(leeway)
     }
 }
 

@@ -84,7 +84,7 @@
 //!
 //! // On logout, on any instance: every instance refuses the token from now on.
 //! store.revoke_token("token-id", 1_900_000_000).await?;
-//! // "Log out everywhere": tokens of alice issued before now, which live at most an hour.
+//! // "Log out everywhere": tokens of alice issued at or before now, which live at most an hour.
 //! let now = 1_800_000_000;
 //! store.revoke_subject("alice", now, now + 3600).await?;
 //! # drop(layer); Ok(()) }
@@ -92,7 +92,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,8 +112,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// The default bound of the local cache: 100,000 revocations.
 pub const DEFAULT_MAX_CACHED: usize = 100_000;
-/// The default time entries outlive the token's `exp`: 30 s, the default leeway.
-pub const DEFAULT_GRACE: Duration = crate::config::DEFAULT_LEEWAY;
+/// The default time entries outlive the token's `exp`: 5 min, the largest leeway a
+/// configuration can have ([`MAX_LEEWAY`](crate::MAX_LEEWAY)), so a revocation written by any
+/// process covers every reader whatever its leeway.
+pub const DEFAULT_GRACE: Duration = crate::config::MAX_LEEWAY;
 /// The default bound of [`connect`](RedisRevocationStoreBuilder::connect): 5 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -207,9 +209,11 @@ impl RedisRevocationStoreBuilder {
         self
     }
 
-    /// How long an entry outlives the token's `exp` (or the subject's `until`), default 30 s.
-    /// Set it to the configuration's [leeway](crate::AuthConfigBuilder::leeway): a token is
-    /// still accepted that long after `exp`, and must stay revoked until then.
+    /// How long an entry outlives the token's `exp` (or the subject's `until`), default 5 min
+    /// ([`DEFAULT_GRACE`]): a token is still accepted a leeway after `exp`, and must stay
+    /// revoked until then. A configuration built with this store raises the grace of the
+    /// store to its leeway automatically; lower it only if every process that reads the
+    /// revocations (with its own leeway) is covered.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -281,7 +285,7 @@ impl RedisRevocationStoreBuilder {
             shared,
             conn,
             timeout: self.timeout,
-            grace: i64::try_from(self.grace.as_secs()).unwrap_or(i64::MAX),
+            grace: AtomicI64::new(i64::try_from(self.grace.as_secs()).unwrap_or(i64::MAX)),
             task,
         })
     }
@@ -305,7 +309,8 @@ pub struct RedisRevocationStore {
     shared: Arc<Shared>,
     conn: ConnectionManager,
     timeout: Duration,
-    grace: i64,
+    /// Seconds entries outlive `exp`; only ever raised (see [`RevocationStore::cover_leeway`]).
+    grace: AtomicI64,
     task: tokio::task::AbortHandle,
 }
 
@@ -407,6 +412,11 @@ impl RedisRevocationStore {
 }
 
 impl RevocationStore for RedisRevocationStore {
+    fn cover_leeway(&self, leeway: Duration) {
+        let secs = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self.grace.fetch_max(secs, Ordering::Relaxed);
+    }
+
     fn check_local(&self, token: &TokenRef<'_>) -> Option<bool> {
         if token.jti.is_none() && token.sub.is_none() {
             return Some(false);
@@ -464,7 +474,7 @@ impl RevocationStore for RedisRevocationStore {
                     ::redis::from_redis_value(values.next().unwrap_or(Value::Nil)).map_err(bad)?;
                 if let Some(before) = before {
                     // A token without `iat` cannot show it came after the cut-off.
-                    if token.iat.is_none_or(|iat| iat < before) {
+                    if token.iat.is_none_or(|iat| iat <= before) {
                         return Ok(true);
                     }
                 }
@@ -480,7 +490,9 @@ impl RevocationStore for RedisRevocationStore {
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
         Box::pin(async move {
             let now = SystemClock.now();
-            let until = expires_at.saturating_add(self.grace).min(MAX_INSTANT);
+            let until = expires_at
+                .saturating_add(self.grace.load(Ordering::Relaxed))
+                .min(MAX_INSTANT);
             if until <= now {
                 return Ok(()); // the token is refused as expired anyway
             }
@@ -516,7 +528,9 @@ impl RevocationStore for RedisRevocationStore {
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
         Box::pin(async move {
             let now = SystemClock.now();
-            let until = until.saturating_add(self.grace).min(MAX_INSTANT);
+            let until = until
+                .saturating_add(self.grace.load(Ordering::Relaxed))
+                .min(MAX_INSTANT);
             if until <= now {
                 return Ok(());
             }
@@ -611,7 +625,7 @@ impl Cache {
         if let Some(sub) = token.sub {
             if let Some((before, until)) = self.subjects.get(sub) {
                 if *until > now {
-                    return token.iat.is_none_or(|iat| iat < *before);
+                    return token.iat.is_none_or(|iat| iat <= *before);
                 }
             }
         }

@@ -212,7 +212,9 @@ impl TestKey {
 
     /// The public key as a JWK (with `kid`, `alg` and `use: sig`), for mock JWKS servers.
     ///
-    /// For HMAC keys this is an `oct` JWK holding the secret.
+    /// For HMAC keys this is an `oct` JWK holding the secret (for local `Keys::jwk` /
+    /// `Keys::jwks_json`: a remote key set never yields a symmetric key, so the layer skips it
+    /// when a mock server publishes it).
     pub fn jwk(&self) -> Value {
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         let mut jwk = Map::new();
