@@ -125,38 +125,20 @@ pub(crate) fn into_claims<T: DeserializeOwned>(claims: ClaimsMap) -> Result<T, A
     })
 }
 
-/// A remote key set the validation must wait for before it can finish.
+/// A remote key fetch the validation must wait for before it can finish. The fetch runs on
+/// its own (see [`Flight`](crate::keys::remote::Flight)): dropping this never cancels it.
 #[cfg(feature = "remote")]
-pub(crate) struct Pending {
-    remote: std::sync::Arc<crate::keys::remote::RemoteKeys>,
-    action: FetchAction,
-}
+pub(crate) struct Pending(crate::keys::remote::Flight);
 
 /// Without remote keys, validation never waits.
 #[cfg(not(feature = "remote"))]
 pub(crate) enum Pending {}
 
-#[cfg(feature = "remote")]
-enum FetchAction {
-    /// Fetch with the slot already taken, counted as an unknown-`kid` refetch or not.
-    Fetch {
-        unknown_kid: bool,
-        guard: tokio::sync::OwnedMutexGuard<()>,
-    },
-    /// Wait for the fetch already running.
-    Wait,
-}
-
 impl Pending {
-    /// Does the fetch or the wait.
+    /// Waits for the fetch.
     pub(crate) async fn run(self) {
         #[cfg(feature = "remote")]
-        match self.action {
-            FetchAction::Fetch { unknown_kid, guard } => {
-                self.remote.fetch_with(guard, unknown_kid).await
-            }
-            FetchAction::Wait => self.remote.wait_in_flight().await,
-        }
+        self.0.wait().await;
     }
 }
 
@@ -435,27 +417,8 @@ fn current_set(trust: &Trust, may_fetch: bool) -> Result<SetRef<'_>, Flow> {
             crate::keys::remote::Snapshot::Keys(set, v) => Ok(SetRef::Owned(set, v)),
             crate::keys::remote::Snapshot::Unavailable => {
                 if may_fetch {
-                    // The fetch slot is taken before the back-off is consulted, so a request
-                    // either fetches, or sees the fetch in flight and waits for it.
-                    let Some(guard) = remote.try_begin_fetch() else {
-                        return Err(wait(remote, FetchAction::Wait));
-                    };
-                    if remote.claim_unavailable_fetch() {
-                        return Err(wait(
-                            remote,
-                            FetchAction::Fetch {
-                                unknown_kid: false,
-                                guard,
-                            },
-                        ));
-                    }
-                    drop(guard);
-                    // A fetch that finished since the snapshot: check again.
-                    if !matches!(
-                        remote.snapshot(),
-                        crate::keys::remote::Snapshot::Unavailable
-                    ) {
-                        return Err(wait(remote, FetchAction::Wait));
+                    if let Some(flight) = remote.fetch_for_unavailable() {
+                        return Err(Flow::Wait(Pending(flight)));
                     }
                 }
                 Err(Flow::Reject(remote.unavailable()))
@@ -475,36 +438,13 @@ fn on_unknown_kid(
     #[cfg(feature = "remote")]
     if let KeySource::Remote(remote) = &trust.keys {
         if may_fetch && kid.is_some() {
-            // Slot first, then the cool-down (see `current_set`).
-            let Some(guard) = remote.try_begin_fetch() else {
-                return Err(wait(remote, FetchAction::Wait));
-            };
-            if remote.claim_refetch() {
-                return Err(wait(
-                    remote,
-                    FetchAction::Fetch {
-                        unknown_kid: true,
-                        guard,
-                    },
-                ));
-            }
-            drop(guard);
-            // A set published since this request read it: check again.
-            if remote.version() != version {
-                return Err(wait(remote, FetchAction::Wait));
+            if let Some(flight) = remote.fetch_for_unknown_kid(version) {
+                return Err(Flow::Wait(Pending(flight)));
             }
         }
     }
     let _ = (trust, kid, may_fetch, version);
     Ok(())
-}
-
-#[cfg(feature = "remote")]
-fn wait(remote: &std::sync::Arc<crate::keys::remote::RemoteKeys>, action: FetchAction) -> Flow {
-    Flow::Wait(Pending {
-        remote: std::sync::Arc::clone(remote),
-        action,
-    })
 }
 
 fn memchr(needle: u8, hay: &[u8], from: usize) -> Option<usize> {

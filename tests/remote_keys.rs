@@ -40,8 +40,10 @@ const ISS: &str = "https://issuer.test";
 const AUD: &str = "api";
 /// Start of every manual clock: 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000;
-/// `Retry-After` of a 503: the default refetch cool-down (30 s), clamped to 1..=60.
-const RETRY_AFTER_SECS: &str = "30";
+/// `Retry-After` of a 503: when the next fetch will really be tried. Requests with no usable
+/// keys try at most once per clock second, and the clocks here stand still between steps, so
+/// the next attempt is always 1 s away.
+const RETRY_AFTER_SECS: &str = "1";
 
 // ---------------------------------------------------------------------------------------------
 // The fault-injecting provider
@@ -65,6 +67,8 @@ enum Mode {
     Empty,
     /// Sleeps a minute before answering (far longer than any fetch timeout here).
     Hang,
+    /// Answers 404 (the key set moved away).
+    NotFound,
     /// Closes every connection at accept, before reading the request.
     Down,
 }
@@ -75,10 +79,18 @@ struct Provider {
     mode: Mutex<Mode>,
     jwks: Mutex<String>,
     max_age: Mutex<Option<u64>>,
+    /// Real-time delay before every JWKS answer (`/jwks` and `/jwks2`).
+    delay: Mutex<Duration>,
+    /// The set served at `/jwks2`, a second location discovery can point to.
+    jwks2: Mutex<String>,
+    /// Path of the `jwks_uri` named by the discovery document (default `/jwks`).
+    jwks_path: Mutex<&'static str>,
     /// `issuer` named by the discovery document (default: the provider's own base URL).
     discovery_issuer: Mutex<Option<String>>,
     /// JWKS requests that reached the handler.
     jwks_hits: AtomicUsize,
+    /// Requests to `/jwks2` that reached the handler.
+    jwks2_hits: AtomicUsize,
     /// Discovery requests that reached the handler.
     discovery_hits: AtomicUsize,
     /// Connections closed at accept (mode `Down`).
@@ -109,13 +121,18 @@ impl Server {
             mode: Mutex::new(Mode::Serve),
             jwks: Mutex::new(jwks),
             max_age: Mutex::new(None),
+            delay: Mutex::new(Duration::ZERO),
+            jwks2: Mutex::new(r#"{"keys":[]}"#.to_owned()),
+            jwks_path: Mutex::new("/jwks"),
             discovery_issuer: Mutex::new(None),
             jwks_hits: AtomicUsize::new(0),
+            jwks2_hits: AtomicUsize::new(0),
             discovery_hits: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/jwks", get(serve_jwks))
+            .route("/jwks2", get(serve_jwks2))
             .route("/.well-known/openid-configuration", get(serve_discovery))
             .with_state(Arc::clone(&provider));
         let gate = Gate {
@@ -151,6 +168,25 @@ impl Server {
 
     fn set_discovery_issuer(&self, issuer: &str) {
         *self.provider.discovery_issuer.lock().unwrap() = Some(issuer.to_owned());
+    }
+
+    /// Every JWKS answer from now on comes after `delay` (real time).
+    fn set_delay(&self, delay: Duration) {
+        *self.provider.delay.lock().unwrap() = delay;
+    }
+
+    /// Serves `jwks` at `/jwks2` (always, whatever the mode).
+    fn publish_at_jwks2(&self, jwks: String) {
+        *self.provider.jwks2.lock().unwrap() = jwks;
+    }
+
+    /// Makes discovery name `{base}{path}` as the `jwks_uri` (the key set moved).
+    fn set_discovered_jwks_path(&self, path: &'static str) {
+        *self.provider.jwks_path.lock().unwrap() = path;
+    }
+
+    fn jwks2_hits(&self) -> usize {
+        self.provider.jwks2_hits.load(Ordering::SeqCst)
     }
 
     /// JWKS requests answered (or being answered) by the handler.
@@ -220,6 +256,10 @@ const HUGE_PADDING: usize = 2 * 1024 * 1024;
 
 async fn serve_jwks(State(p): State<Arc<Provider>>) -> Response {
     p.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let delay = *p.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let jwks = p.jwks.lock().unwrap().clone();
     let max_age = *p.max_age.lock().unwrap();
     match p.mode() {
@@ -250,7 +290,20 @@ async fn serve_jwks(State(p): State<Arc<Provider>>) -> Response {
             tokio::time::sleep(Duration::from_secs(60)).await;
             answer(StatusCode::OK, Body::from(jwks), None)
         }
+        Mode::NotFound => answer(StatusCode::NOT_FOUND, Body::from(r#"{}"#), None),
     }
+}
+
+/// The second location: always serves its own set (with the delay and max-age).
+async fn serve_jwks2(State(p): State<Arc<Provider>>) -> Response {
+    p.jwks2_hits.fetch_add(1, Ordering::SeqCst);
+    let delay = *p.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let jwks = p.jwks2.lock().unwrap().clone();
+    let max_age = *p.max_age.lock().unwrap();
+    answer(StatusCode::OK, Body::from(jwks), max_age)
 }
 
 async fn serve_discovery(State(p): State<Arc<Provider>>) -> Response {
@@ -261,9 +314,10 @@ async fn serve_discovery(State(p): State<Arc<Provider>>) -> Response {
         .unwrap()
         .clone()
         .unwrap_or_else(|| p.base.clone());
+    let path = *p.jwks_path.lock().unwrap();
     let doc = serde_json::json!({
         "issuer": issuer,
-        "jwks_uri": format!("{}/jwks", p.base),
+        "jwks_uri": format!("{}{path}", p.base),
         "id_token_signing_alg_values_supported": ["ES256"],
     });
     answer(StatusCode::OK, Body::from(doc.to_string()), None)
@@ -365,7 +419,7 @@ impl Reply {
         assert_eq!(body["status"], 401);
     }
 
-    /// 503 `keys_unavailable` with `Retry-After: 30`, no challenge, a problem body.
+    /// 503 `keys_unavailable` with `Retry-After: 1`, no challenge, a problem body.
     #[track_caller]
     fn assert_unavailable(&self) {
         assert_eq!(
@@ -1341,7 +1395,7 @@ async fn warm_up_fails_when_provider_is_down_but_build_succeeds() {
     let err = cfg.warm_up().await.unwrap_err();
     assert_eq!(err.reason(), Reason::KeysUnavailable);
     assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(err.retry_after(), Some(30));
+    assert_eq!(err.retry_after(), Some(1), "the next request may try again");
     assert!(!cfg.is_ready());
     let st = status(&cfg);
     assert_eq!(st.source, url);
@@ -1459,4 +1513,308 @@ async fn huge_body_within_a_raised_limit_is_accepted() {
         .await
         .assert_ok();
     assert_eq!(status(&cfg).fetch_ok, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Dropped requests (#10, item 4)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_request_does_not_consume_unknown_kid_refetch() {
+    // The provider rotates a key in and answers in 300 ms. The first request with the new kid
+    // decides the refetch and is dropped after 20 ms (client gone, outer timeout): the refetch
+    // must still complete, so the next request with that kid, shortly after the fetch would
+    // have finished and still inside the cool-down, passes.
+    let key_a = TestKey::es256().with_kid("a");
+    let key_b = TestKey::es256().with_kid("b");
+    let server = Server::start(jwks(&[&key_a])).await;
+    let clock = ManualClock::at(T0);
+    let cfg = cfg_for(&server, &clock);
+    cfg.warm_up().await.unwrap();
+    let app = app(cfg.clone());
+
+    server.publish(jwks(&[&key_a, &key_b]));
+    server.set_delay(Duration::from_millis(300));
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(20),
+        send(app.clone(), &token(&key_b, &clock)),
+    )
+    .await;
+    assert!(dropped.is_err(), "the first request was dropped mid-fetch");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    send(app.clone(), &token(&key_b, &clock)).await.assert_ok();
+    assert_eq!(server.jwks_hits(), 2, "warm-up + the one refetch");
+    let st = status(&cfg);
+    assert_eq!(st.unknown_kid_refetch, 1);
+    assert_eq!((st.fetch_ok, st.fetch_error), (2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_request_does_not_consume_cold_start_fetch() {
+    // Cold start, the provider answers in 300 ms, the first request is dropped after 20 ms:
+    // the fetch it started completes anyway, and the next request (same clock second, so no
+    // new attempt would be allowed) finds the keys instead of `keys_unavailable`.
+    let key = TestKey::es256().with_kid("a");
+    let server = Server::start(jwks(&[&key])).await;
+    server.set_delay(Duration::from_millis(300));
+    let clock = ManualClock::at(T0);
+    let cfg = cfg_for(&server, &clock);
+    let app = app(cfg.clone());
+
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(20),
+        send(app.clone(), &token(&key, &clock)),
+    )
+    .await;
+    assert!(dropped.is_err(), "the first request was dropped mid-fetch");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    send(app.clone(), &token(&key, &clock)).await.assert_ok();
+    assert_eq!(server.jwks_hits(), 1, "one fetch, the dropped request's");
+    let st = status(&cfg);
+    assert!(st.ready);
+    assert_eq!((st.fetch_ok, st.fetch_error), (1, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Refresh timing (#10, item 8)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn extreme_ttl_options_do_not_overflow() {
+    let key = TestKey::es256().with_kid("a");
+    let server = Server::start(jwks(&[&key])).await;
+    let far = Duration::MAX;
+    let options = [
+        // No max-age: the default TTL applies.
+        Remote::jwks_url(server.jwks_url()).default_ttl(far),
+        // The provider's max-age (set below) is only bounded by `Duration::MAX`.
+        Remote::jwks_url(server.jwks_url()).ttl_bounds(Duration::from_secs(60), far),
+        Remote::jwks_url(server.jwks_url()).ttl_bounds(far, far),
+        Remote::jwks_url(server.jwks_url())
+            .default_ttl(far)
+            .ttl_bounds(far, far)
+            .refetch_cooldown(far)
+            .max_stale(far)
+            .fetch_timeout(far),
+    ];
+    for (i, remote) in options.into_iter().enumerate() {
+        // Options 1 and 2 see a max-age as large as a header can say.
+        server.set_max_age(if i == 0 { None } else { Some(i64::MAX as u64) });
+        let clock = ManualClock::at(T0);
+        let cfg = cfg_with(remote, &clock);
+        cfg.warm_up().await.unwrap();
+        let app = app(cfg.clone());
+        send(app.clone(), &token(&key, &clock)).await.assert_ok();
+        // An unknown kid: a refetch, then the cool-down.
+        let ghost = token(&TestKey::es256().with_kid("ghost"), &clock);
+        send(app.clone(), &ghost)
+            .await
+            .assert_rejected(Reason::UnknownKey);
+        // A century later the keys are still fresh: no refresh, nothing overflowed.
+        clock.advance(Duration::from_secs(100 * 365 * 86_400));
+        send(app.clone(), &token(&key, &clock)).await.assert_ok();
+        let st = status(&cfg);
+        assert!(st.ready && !st.stale, "option {i}");
+        assert_eq!(st.fetch_error, 0, "option {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_age_ttl_minimum_holds_after_jitter() {
+    // max-age=60 with the default bounds (1 min..24 h): whatever the jitter, the keys live at
+    // least 60 s (not 54 s) and are not refreshed before 48 s (80 % of 60 s). Checked on 20
+    // configurations (20 jitter draws): with the bounds applied before the jitter, one of them
+    // falls below 59 s with probability 1 - (8/13)^20 > 99.99 %.
+    const N: usize = 20;
+    let key = TestKey::es256().with_kid("a");
+    let server = Server::start(jwks(&[&key])).await;
+    server.set_max_age(Some(60));
+    let clock = ManualClock::at(T0);
+    let cfgs: Vec<AuthConfig> = (0..N).map(|_| cfg_for(&server, &clock)).collect();
+    for cfg in &cfgs {
+        cfg.warm_up().await.unwrap();
+    }
+    assert_eq!(server.jwks_hits(), N);
+
+    clock.set(T0 + 47);
+    for cfg in &cfgs {
+        send(app(cfg.clone()), &token(&key, &clock))
+            .await
+            .assert_ok();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.jwks_hits(), N, "no refresh before 48 s");
+
+    clock.set(T0 + 59);
+    for (i, cfg) in cfgs.iter().enumerate() {
+        let st = status(cfg);
+        assert!(
+            !st.stale,
+            "configuration {i}: stale at 59 s with max-age=60"
+        );
+        assert_eq!(st.age_secs, Some(59));
+    }
+
+    // 53 s is past every refresh point (80 % of at most 66 s).
+    clock.set(T0 + 53);
+    for cfg in &cfgs {
+        send(app(cfg.clone()), &token(&key, &clock))
+            .await
+            .assert_ok();
+    }
+    wait_until("every refresh", || server.jwks_hits() == 2 * N).await;
+}
+
+#[tokio::test]
+async fn retry_after_matches_the_next_fetch_attempt() {
+    // Retry-After on `keys_unavailable` says when a request will really cause the next
+    // attempt: requests with no usable keys try once per clock second, whatever the
+    // cool-down (here 45 s, which is what Retry-After said before).
+    let key = TestKey::es256().with_kid("a");
+    let server = Server::start(jwks(&[&key])).await;
+    server.set_mode(Mode::Status500);
+    let clock = ManualClock::at(T0);
+    let cfg = cfg_with(
+        Remote::jwks_url(server.jwks_url()).refetch_cooldown(Duration::from_secs(45)),
+        &clock,
+    );
+    let app = app(cfg.clone());
+
+    let reply = send(app.clone(), &token(&key, &clock)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.retry_after.as_deref(), Some("1"));
+    assert_eq!(server.jwks_hits(), 1);
+    // Same second: no new attempt, still "1 s".
+    let err = cfg
+        .validate::<StandardClaims>(&token(&key, &clock))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(1));
+    assert_eq!(server.jwks_hits(), 1);
+
+    // Retrying when told to does reach the provider.
+    clock.advance(Duration::from_secs(1));
+    server.set_mode(Mode::Serve);
+    send(app.clone(), &token(&key, &clock)).await.assert_ok();
+    assert_eq!(server.jwks_hits(), 2);
+
+    // Keys stale past max_stale (TTL 600 s ± 10 % + 1 h): the same pace.
+    server.set_mode(Mode::Status500);
+    clock.advance(Duration::from_secs(660 + 3600));
+    let reply = send(app.clone(), &token(&key, &clock)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.retry_after.as_deref(), Some("1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 14. OpenID Connect rediscovery (#10, item 9)
+// ---------------------------------------------------------------------------------------------
+
+fn oidc_cfg(server: &Server, clock: &ManualClock) -> AuthConfig {
+    AuthConfig::builder()
+        .keys(Keys::remote(Remote::oidc(server.base()).allow_http()))
+        .audience(AUD)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn oidc_token(key: &TestKey, server: &Server, clock: &ManualClock) -> String {
+    key.token_at(clock.now())
+        .issuer(&server.base())
+        .audience(AUD)
+        .subject("alice")
+        .sign()
+}
+
+#[tokio::test]
+async fn oidc_scheduled_refresh_rediscovers_a_moved_jwks_uri() {
+    let key_a = TestKey::es256().with_kid("a");
+    let key_b = TestKey::es256().with_kid("b");
+    let server = Server::start(jwks(&[&key_a])).await;
+    let clock = ManualClock::at(T0);
+    let cfg = oidc_cfg(&server, &clock);
+    cfg.warm_up().await.unwrap();
+    let app = app(cfg.clone());
+    assert_eq!((server.discovery_hits(), server.jwks_hits()), (1, 1));
+    send(app.clone(), &oidc_token(&key_a, &server, &clock))
+        .await
+        .assert_ok();
+
+    // The provider moves its key set to /jwks2 (with a new key); the old location still
+    // answers with the old set, so only discovery can tell.
+    server.publish_at_jwks2(jwks(&[&key_b]));
+    server.set_discovered_jwks_path("/jwks2");
+
+    // Past the refresh point (at most 528 s), before expiry (at least 540 s).
+    clock.set(T0 + 530);
+    send(app.clone(), &oidc_token(&key_a, &server, &clock))
+        .await
+        .assert_ok();
+    wait_until("the scheduled refresh", || status(&cfg).fetch_ok == 2).await;
+    assert_eq!(
+        server.discovery_hits(),
+        2,
+        "the scheduled refresh re-read discovery"
+    );
+    assert_eq!((server.jwks_hits(), server.jwks2_hits()), (1, 1));
+
+    // Tokens signed by the key at the new location verify, with no further fetch.
+    send(app.clone(), &oidc_token(&key_b, &server, &clock))
+        .await
+        .assert_ok();
+    assert_eq!(status(&cfg).unknown_kid_refetch, 0);
+    assert_eq!((server.jwks_hits(), server.jwks2_hits()), (1, 1));
+}
+
+#[tokio::test]
+async fn oidc_failed_jwks_fetch_goes_back_to_discovery() {
+    let key_a = TestKey::es256().with_kid("a");
+    let key_b = TestKey::es256().with_kid("b");
+    let server = Server::start(jwks(&[&key_a])).await;
+    let clock = ManualClock::at(T0);
+    let cfg = oidc_cfg(&server, &clock);
+    cfg.warm_up().await.unwrap();
+    let app = app(cfg.clone());
+    assert_eq!((server.discovery_hits(), server.jwks_hits()), (1, 1));
+
+    // While the last fetch succeeded, an unknown-kid refetch reuses the known jwks_uri.
+    let ghost = oidc_token(&TestKey::es256().with_kid("ghost"), &server, &clock);
+    send(app.clone(), &ghost)
+        .await
+        .assert_rejected(Reason::UnknownKey);
+    assert_eq!((server.discovery_hits(), server.jwks_hits()), (1, 2));
+
+    // The key set moves: the old location answers 404, discovery names /jwks2.
+    server.publish_at_jwks2(jwks(&[&key_b]));
+    server.set_discovered_jwks_path("/jwks2");
+    server.set_mode(Mode::NotFound);
+
+    // B's first token: the refetch (past the cool-down) still goes to the known location,
+    // which fails; the last good keys keep serving.
+    clock.advance(Duration::from_secs(31));
+    send(app.clone(), &oidc_token(&key_b, &server, &clock))
+        .await
+        .assert_rejected(Reason::UnknownKey);
+    assert_eq!((server.discovery_hits(), server.jwks_hits()), (1, 3));
+    assert_eq!(status(&cfg).fetch_error, 1);
+    send(app.clone(), &oidc_token(&key_a, &server, &clock))
+        .await
+        .assert_ok();
+
+    // The next attempt (next cool-down) re-reads discovery and finds the new location.
+    clock.advance(Duration::from_secs(31));
+    send(app.clone(), &oidc_token(&key_b, &server, &clock))
+        .await
+        .assert_ok();
+    assert_eq!(
+        server.discovery_hits(),
+        2,
+        "back to discovery after the failure"
+    );
+    assert_eq!((server.jwks_hits(), server.jwks2_hits()), (3, 1));
+    let st = status(&cfg);
+    assert_eq!((st.fetch_ok, st.fetch_error), (3, 1));
 }

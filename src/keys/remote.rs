@@ -5,12 +5,20 @@
 //! - The key set is immutable and swapped atomically ([`arc_swap`]): requests read it without
 //!   a lock.
 //! - It is fetched on first use (or by [`AuthConfig::warm_up`](crate::AuthConfig::warm_up)),
-//!   then refreshed **in the background** once 80 % of its time to live has passed (TTL from
-//!   `Cache-Control: max-age`, clamped to the configured bounds, default 10 minutes, with
-//!   ±10 % jitter so a fleet does not refresh in step). Requests keep using the current keys
-//!   while a refresh runs.
+//!   then refreshed **in the background** once 80 % of its time to live has passed. The TTL is
+//!   `Cache-Control: max-age` with ±10 % jitter (so a fleet does not refresh in step), then
+//!   held within the configured bounds (default 1 min..24 h), so the minimum holds whatever
+//!   the jitter; without `max-age` it is the default TTL (10 minutes) with the same jitter.
+//!   Requests keep using the current keys while a refresh runs. Every time computation
+//!   saturates: even `Duration::MAX` options cannot overflow.
 //! - One fetch at a time per source (single-flight), each bounded by the fetch timeout
 //!   (default 5 s) and the response size limit (default 1 MiB).
+//! - A fetch decided by a request runs as a task of its own (on the current tokio runtime)
+//!   that holds the fetch slot; the deciding request and every request arriving meanwhile
+//!   wait for its result. A dropped request (client gone, outer timeout, HTTP/2 reset) never
+//!   cancels it, so it never uses up a cool-down without a fetch. (Without a tokio runtime
+//!   when the fetch is decided, it runs when the request is first polled, and a request
+//!   dropped before its fetch completes gives the cool-down back.)
 //! - A token with an unknown `kid` triggers at most one refetch per cool-down (default 30 s);
 //!   the request waits for that fetch and is checked against the new set. Unknown kids seen
 //!   during the cool-down are rejected at once as `unknown_key`, without a fetch (a request
@@ -18,10 +26,30 @@
 //! - When a refresh fails (provider down, hanging, 5xx, garbage, empty set), the last good
 //!   keys keep serving for a bounded time (default 1 h) with a warning. Past that bound, or if
 //!   keys were never fetched, requests get `keys_unavailable`: 503 with `Retry-After`, never
-//!   401 or 500.
+//!   401 or 500. `Retry-After` is the time until a request may really cause the next attempt
+//!   (1 s: see below).
 //! - A key removed from the published set stops verifying tokens after the next refresh.
 //! - `jku`, `x5u` and embedded `jwk` headers are never followed: keys come only from the
 //!   configured URL. Redirects are not followed either.
+//!
+//! # What a provider that is down sees
+//!
+//! Per instance and per source, at most:
+//!
+//! - one background refresh attempt per refetch cool-down (default 30 s) after a failed
+//!   refresh, while the last good keys serve;
+//! - one attempt per second caused by requests while no keys are usable (never fetched, or
+//!   stale past the bound) — the pace `Retry-After` reflects;
+//! - one unknown-`kid` refetch per cool-down.
+//!
+//! # OpenID Connect discovery
+//!
+//! With [`Remote::oidc`], the discovery document is read on the first fetch, on **every
+//! scheduled (background) refresh**, and on the next attempt after **any failed fetch** (the
+//! known `jwks_uri` is forgotten), so a provider that moves its key set is followed without a
+//! restart. Unknown-`kid` refetches and request-triggered fetches reuse the `jwks_uri` of the
+//! last good fetch. If discovery fails during a scheduled refresh, the last known `jwks_uri`
+//! is fetched instead (with a warning).
 //!
 //! Times (TTL, staleness, cool-down) are read from the configuration's
 //! [`Clock`], so tests can simulate an hour-long outage in a millisecond.
@@ -123,14 +151,16 @@ impl Remote {
         self
     }
 
-    /// Bounds for a `max-age` sent by the provider (default 1 min to 24 h).
+    /// Bounds for a `max-age` sent by the provider (default 1 min to 24 h), applied after the
+    /// ±10 % jitter: the TTL of a set with `max-age` is never outside them.
     pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.min_ttl = min;
         self.max_ttl = max;
         self
     }
 
-    /// Least time between two refetches caused by unknown `kid`s (default 30 s).
+    /// Least time between two refetches caused by unknown `kid`s (default 30 s); also the
+    /// time between background refresh attempts after a failed refresh.
     pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
         self.refetch_cooldown = cooldown;
         self
@@ -359,77 +389,160 @@ impl RemoteKeys {
         false
     }
 
+    /// For a request with no usable keys: the fetch to wait for (started now if the back-off
+    /// allows one, or the one already running), or `None` if the request must get
+    /// `keys_unavailable` now.
+    pub(crate) fn fetch_for_unavailable(self: &Arc<Self>) -> Option<Flight> {
+        // The fetch slot is taken before the back-off is consulted, so a request either
+        // fetches, or sees the fetch in flight and waits for it.
+        let Some(slot) = self.try_begin_fetch() else {
+            return Some(self.in_flight());
+        };
+        if let Some(claim) = self.claim_unavailable_fetch() {
+            return Some(self.start(slot, FetchKind::Demand, claim));
+        }
+        drop(slot);
+        // A fetch that finished since the snapshot: check again.
+        if !matches!(self.snapshot(), Snapshot::Unavailable) {
+            return Some(self.in_flight());
+        }
+        None
+    }
+
+    /// For a token whose `kid` is not in the set of version `seen_version`: the refetch to wait
+    /// for (started now if the cool-down allows one, or the one already running), a plain
+    /// re-check if a newer set was stored since, or `None` (`unknown_key` at once).
+    pub(crate) fn fetch_for_unknown_kid(self: &Arc<Self>, seen_version: u64) -> Option<Flight> {
+        // Slot first, then the cool-down (see `fetch_for_unavailable`).
+        let Some(slot) = self.try_begin_fetch() else {
+            return Some(self.in_flight());
+        };
+        if let Some(claim) = self.claim_refetch() {
+            return Some(self.start(slot, FetchKind::UnknownKid, claim));
+        }
+        drop(slot);
+        // A set published since this request read it: check again.
+        if self.version() != seen_version {
+            return Some(self.in_flight());
+        }
+        None
+    }
+
     /// Claims the unknown-`kid` refetch slot if the cool-down allows it.
-    pub(crate) fn claim_refetch(&self) -> bool {
+    fn claim_refetch(&self) -> Option<Claim> {
         let now = self.now();
         let last = self.last_refetch.load(Ordering::Acquire);
         if now.saturating_sub(last) < Self::secs(self.options.refetch_cooldown) {
-            return false;
+            return None;
         }
         self.last_refetch
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .ok()
+            .map(|prev| Claim::Refetch { prev, at: now })
     }
 
     /// Claims a fetch for a request that has no usable keys: at most one attempt per second
     /// (by the configured clock), so a provider that is down is not hammered.
-    pub(crate) fn claim_unavailable_fetch(&self) -> bool {
+    fn claim_unavailable_fetch(&self) -> Option<Claim> {
         let now = self.now();
         let last = self.last_attempt.load(Ordering::Acquire);
-        if now.saturating_sub(last) < 1 {
-            return false;
+        if now.saturating_sub(last) < UNAVAILABLE_RETRY_SECS {
+            return None;
         }
         self.last_attempt
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .ok()
+            .map(|prev| Claim::Attempt { prev, at: now })
+    }
+
+    /// Gives back a claim whose fetch never completed, so the next request may fetch.
+    fn release(&self, claim: Claim) {
+        let (cell, prev, at) = match claim {
+            Claim::Refetch { prev, at } => (&self.last_refetch, prev, at),
+            Claim::Attempt { prev, at } => (&self.last_attempt, prev, at),
+        };
+        // Only if nobody claimed since (they could not have: the slot was held).
+        let _ = cell.compare_exchange(at, prev, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Waits for a running fetch to finish, without starting one.
-    pub(crate) async fn wait_in_flight(&self) {
+    async fn wait_in_flight(&self) {
         let _guard = self.fetch_lock.lock().await;
     }
 
-    /// Takes the fetch slot now, if no fetch is running: the caller fetches with
-    /// [`fetch_with`](RemoteKeys::fetch_with). Taking it at the moment the fetch is decided
-    /// (not when the request's future is first polled) makes every later request see the fetch
-    /// as in flight and wait for it.
-    pub(crate) fn try_begin_fetch(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// Takes the fetch slot now, if no fetch is running. Taking it at the moment the fetch is
+    /// decided (not when the request's future is first polled) makes every later request see
+    /// the fetch as in flight and wait for it.
+    fn try_begin_fetch(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         Arc::clone(&self.fetch_lock).try_lock_owned().ok()
     }
 
-    /// Fetches while holding the slot taken by [`try_begin_fetch`](RemoteKeys::try_begin_fetch).
-    pub(crate) async fn fetch_with(
-        &self,
-        guard: tokio::sync::OwnedMutexGuard<()>,
-        unknown_kid: bool,
-    ) {
-        if unknown_kid {
-            self.stats
-                .unknown_kid_refetch
-                .fetch_add(1, Ordering::Relaxed);
-            crate::metrics::unknown_kid_refetch();
+    /// A flight for the fetch running now (or a plain re-check if none is).
+    fn in_flight(self: &Arc<Self>) -> Flight {
+        Flight {
+            remote: Arc::clone(self),
+            job: None,
         }
-        self.fetch_locked().await;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        drop(guard);
+    }
+
+    /// Starts the decided fetch as a task of its own, holding the slot: it completes (and
+    /// every waiter sees its result) whatever happens to the request that decided it. Without
+    /// a tokio runtime at this point, the fetch runs when the flight is first awaited, and a
+    /// flight dropped before its fetch completes gives the claim back.
+    fn start(
+        self: &Arc<Self>,
+        slot: tokio::sync::OwnedMutexGuard<()>,
+        kind: FetchKind,
+        claim: Claim,
+    ) -> Flight {
+        let job = FetchJob {
+            remote: Arc::clone(self),
+            kind,
+            claim: Some(claim),
+            _slot: slot,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(job.run());
+                self.in_flight()
+            }
+            Err(_) => Flight {
+                remote: Arc::clone(self),
+                job: Some(job),
+            },
+        }
     }
 
     /// Fetches now (single-flight: joins a fetch already running). `unknown_kid` counts it as
     /// an unknown-`kid` refetch.
     pub(crate) async fn fetch(&self, unknown_kid: bool) {
+        self.fetch_as(if unknown_kid {
+            FetchKind::UnknownKid
+        } else {
+            FetchKind::Demand
+        })
+        .await;
+    }
+
+    async fn fetch_as(&self, kind: FetchKind) {
         let seen = self.generation.load(Ordering::Acquire);
         let _guard = self.fetch_lock.lock().await;
         if self.generation.load(Ordering::Acquire) != seen {
             // Another caller fetched while we waited: use its result.
             return;
         }
-        if unknown_kid {
+        self.fetch_holding_slot(kind).await;
+    }
+
+    /// One fetch; the caller holds the slot.
+    async fn fetch_holding_slot(&self, kind: FetchKind) {
+        if kind == FetchKind::UnknownKid {
             self.stats
                 .unknown_kid_refetch
                 .fetch_add(1, Ordering::Relaxed);
             crate::metrics::unknown_kid_refetch();
         }
-        self.fetch_locked().await;
+        self.fetch_locked(kind == FetchKind::Scheduled).await;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -443,14 +556,19 @@ impl RemoteKeys {
         };
         let this = Arc::clone(self);
         handle.spawn(async move {
-            this.fetch(false).await;
+            this.fetch_as(FetchKind::Scheduled).await;
             this.refreshing.store(false, Ordering::Release);
         });
     }
 
-    async fn fetch_locked(&self) {
+    /// `rediscover`: a scheduled refresh, which re-reads OIDC discovery.
+    async fn fetch_locked(&self, rediscover: bool) {
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(self.options.fetch_timeout, self.fetch_set()).await
+        let result = match tokio::time::timeout(
+            self.options.fetch_timeout,
+            self.fetch_set(rediscover),
+        )
+        .await
         {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout),
@@ -459,15 +577,14 @@ impl RemoteKeys {
         match result {
             Ok((keys, ttl)) => {
                 let now = self.now();
-                let ttl = self.jittered(ttl);
                 let count = keys.len();
                 let version = self.versions.fetch_add(1, Ordering::AcqRel) + 1;
                 self.state.store(Some(Arc::new(State {
                     keys: Arc::new(keys),
                     version,
                     fetched_at: now,
-                    refresh_at: now + ttl * 8 / 10,
-                    expires_at: now + ttl,
+                    refresh_at: now.saturating_add(refresh_delay(ttl)),
+                    expires_at: now.saturating_add(ttl),
                 })));
                 self.stats.fetch_ok.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::key_fetch("ok");
@@ -482,17 +599,21 @@ impl RemoteKeys {
                 );
             }
             Err(e) => {
+                // The next attempt re-reads OIDC discovery: the key set may have moved.
+                self.jwks_uri.store(None);
                 self.stats.fetch_error.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::key_fetch(e.kind());
                 let state = self.state.load();
                 let now = self.now();
                 if let Some(s) = state.as_ref() {
-                    crate::metrics::key_set_age(now - s.fetched_at);
+                    crate::metrics::key_set_age(now.saturating_sub(s.fetched_at));
                 }
                 match state.as_ref() {
                     Some(s) => {
-                        // Try again soon, keep serving what we have (within max_stale).
-                        let retry = now + Self::secs(self.options.refetch_cooldown).max(1);
+                        // Try again after the cool-down, keep serving what we have (within
+                        // max_stale).
+                        let retry =
+                            now.saturating_add(Self::secs(self.options.refetch_cooldown).max(1));
                         let keep_until = s
                             .expires_at
                             .saturating_add(Self::secs(self.options.max_stale));
@@ -501,7 +622,7 @@ impl RemoteKeys {
                             source,
                             error = %e,
                             kind = e.kind(),
-                            age_secs = now - s.fetched_at,
+                            age_secs = now.saturating_sub(s.fetched_at),
                             serving_until = keep_until,
                             "key set refresh failed; serving the last good keys"
                         );
@@ -531,11 +652,27 @@ impl RemoteKeys {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0) as i64;
+        let ttl = ttl.max(0);
         let spread = ttl / 10;
         if spread == 0 {
             return ttl.max(1);
         }
-        (ttl - spread + nanos % (2 * spread + 1)).max(1)
+        // `spread` is at most a tenth of i64::MAX: `2 * spread + 1` cannot overflow.
+        ttl.saturating_sub(spread)
+            .saturating_add(nanos % (2 * spread + 1))
+            .max(1)
+    }
+
+    /// The time to live of a fetched set, in seconds: `max-age` (jittered, then held within
+    /// the bounds, so the bounds hold whatever the jitter) or the default TTL (jittered).
+    fn ttl(&self, max_age: Option<i64>) -> i64 {
+        match max_age {
+            Some(secs) => self.jittered(secs).clamp(
+                Self::secs(self.options.min_ttl),
+                Self::secs(self.options.max_ttl),
+            ),
+            None => self.jittered(Self::secs(self.options.default_ttl)),
+        }
     }
 
     fn source_name(&self) -> &str {
@@ -544,18 +681,8 @@ impl RemoteKeys {
         }
     }
 
-    async fn fetch_set(&self) -> Result<(KeySet, i64), FetchError> {
-        let url = match &self.options.location {
-            Location::Jwks(url) => url.clone(),
-            Location::Oidc(issuer) => match self.jwks_uri.load_full() {
-                Some(u) => (*u).clone(),
-                None => {
-                    let uri = self.discover(issuer).await?;
-                    self.jwks_uri.store(Some(Arc::new(uri.clone())));
-                    uri
-                }
-            },
-        };
+    async fn fetch_set(&self, rediscover: bool) -> Result<(KeySet, i64), FetchError> {
+        let url = self.jwks_location(rediscover).await?;
         let (body, max_age) = self.get(&url).await?;
         let parsed = parse_jwks(&body, JwksOrigin::Remote).map_err(|e| {
             FetchError::Jwks(match e {
@@ -571,14 +698,50 @@ impl RemoteKeys {
         if set.len() == 0 {
             return Err(FetchError::Jwks("no key for an allowed algorithm"));
         }
-        let ttl = match max_age {
-            Some(secs) => secs.clamp(
-                Self::secs(self.options.min_ttl),
-                Self::secs(self.options.max_ttl),
-            ),
-            None => Self::secs(self.options.default_ttl),
+        Ok((set, self.ttl(max_age)))
+    }
+
+    /// The URL of the JWK set. With OIDC, discovery is read when no `jwks_uri` is known (first
+    /// fetch, or the last fetch failed) and on every scheduled refresh (`rediscover`); a
+    /// scheduled refresh whose discovery fails falls back to the `jwks_uri` of the last good
+    /// fetch.
+    async fn jwks_location(&self, rediscover: bool) -> Result<String, FetchError> {
+        let issuer = match &self.options.location {
+            Location::Jwks(url) => return Ok(url.clone()),
+            Location::Oidc(issuer) => issuer,
         };
-        Ok((set, ttl))
+        let known = self.jwks_uri.load_full();
+        if let (Some(uri), false) = (&known, rediscover) {
+            return Ok(String::clone(uri));
+        }
+        match self.discover(issuer).await {
+            Ok(uri) => {
+                if let Some(previous) = known.as_deref().filter(|k| **k != uri) {
+                    tracing::info!(
+                        target: "tower_token_auth::keys",
+                        issuer = issuer.as_str(),
+                        previous = previous.as_str(),
+                        jwks_uri = uri.as_str(),
+                        "OIDC discovery names a new jwks_uri"
+                    );
+                }
+                self.jwks_uri.store(Some(Arc::new(uri.clone())));
+                Ok(uri)
+            }
+            Err(e) => match known {
+                Some(uri) => {
+                    tracing::warn!(
+                        target: "tower_token_auth::keys",
+                        issuer = issuer.as_str(),
+                        error = %e,
+                        jwks_uri = uri.as_str(),
+                        "OIDC discovery failed; fetching the last known jwks_uri"
+                    );
+                    Ok(String::clone(&uri))
+                }
+                None => Err(e),
+            },
+        }
     }
 
     async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
@@ -674,7 +837,7 @@ impl RemoteKeys {
                     .expires_at
                     .saturating_add(Self::secs(self.options.max_stale)),
                 st.keys.len(),
-                Some(now - st.fetched_at),
+                Some(now.saturating_sub(st.fetched_at)),
                 now >= st.expires_at,
             ),
             None => (false, 0, None, false),
@@ -693,9 +856,98 @@ impl RemoteKeys {
         }
     }
 
+    /// `keys_unavailable`, with a `Retry-After` that says when a request will really cause
+    /// the next attempt: requests with no usable keys fetch at most once per
+    /// [`UNAVAILABLE_RETRY_SECS`] (at least 1 s, at most 60 s).
     pub(crate) fn unavailable(&self) -> AuthError {
-        let retry = self.options.refetch_cooldown.as_secs().clamp(1, 60);
-        AuthError::new(Reason::KeysUnavailable).with_retry_after(retry)
+        let next = self
+            .last_attempt
+            .load(Ordering::Acquire)
+            .saturating_add(UNAVAILABLE_RETRY_SECS);
+        let wait = next.saturating_sub(self.now()).clamp(1, 60);
+        AuthError::new(Reason::KeysUnavailable).with_retry_after(u64::try_from(wait).unwrap_or(1))
+    }
+}
+
+/// Least time between two fetches caused by requests that have no usable keys (clock
+/// seconds): the pace a down provider sees from one instance while keys are unavailable.
+const UNAVAILABLE_RETRY_SECS: i64 = 1;
+
+/// When a refresh is due: 80 % of the TTL (no overflow, whatever the TTL).
+fn refresh_delay(ttl: i64) -> i64 {
+    i64::try_from(i128::from(ttl) * 4 / 5).unwrap_or(ttl)
+}
+
+/// Why a fetch runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FetchKind {
+    /// The scheduled background refresh, or its retry after a failure: re-reads OIDC
+    /// discovery.
+    Scheduled,
+    /// A token with an unknown `kid` (counted as an unknown-`kid` refetch).
+    UnknownKid,
+    /// A request with no usable keys, or `warm_up`.
+    Demand,
+}
+
+/// A claimed cool-down or back-off: the clock second it was taken at, and the one it replaced.
+#[derive(Clone, Copy, Debug)]
+enum Claim {
+    Refetch { prev: i64, at: i64 },
+    Attempt { prev: i64, at: i64 },
+}
+
+/// A decided fetch, holding the fetch slot. Dropped before its fetch completed (a runtime shut
+/// down, or, without a runtime, a request dropped before it ran the fetch), it gives back the
+/// claim, so no cool-down is used up without a fetch.
+struct FetchJob {
+    remote: Arc<RemoteKeys>,
+    kind: FetchKind,
+    claim: Option<Claim>,
+    // Released after `drop` gives the claim back: waiters see both at once.
+    _slot: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl FetchJob {
+    async fn run(mut self) {
+        let remote = Arc::clone(&self.remote);
+        remote.fetch_holding_slot(self.kind).await;
+        // Fetched: the claim is used.
+        self.claim = None;
+    }
+}
+
+impl Drop for FetchJob {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            self.remote.release(claim);
+        }
+    }
+}
+
+/// A fetch a request waits for before validating again: one started for it, or one already
+/// running. Awaiting it never cancels the fetch, and neither does dropping it.
+pub(crate) struct Flight {
+    remote: Arc<RemoteKeys>,
+    /// The fetch to run, when no tokio runtime was there to spawn it when it was decided.
+    job: Option<FetchJob>,
+}
+
+impl Flight {
+    /// Waits until the fetch is done (its result is then in the current set).
+    pub(crate) async fn wait(mut self) {
+        if let Some(job) = self.job.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(job.run());
+                }
+                Err(_) => {
+                    job.run().await;
+                    return;
+                }
+            }
+        }
+        self.remote.wait_in_flight().await;
     }
 }
 
@@ -719,7 +971,38 @@ fn parse_max_age(v: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_max_age;
+    use super::{parse_max_age, refresh_delay, AlgSet, Remote};
+    use crate::clock::ManualClock;
+    use crate::config::ConfigError;
+    use std::sync::Arc;
+
+    #[test]
+    fn flight_dropped_unrun_without_a_runtime_gives_the_claim_back() -> Result<(), ConfigError> {
+        // No tokio runtime here: a decided fetch cannot be spawned, so it waits for the
+        // request to run it. Dropped unrun, it must give back its slot and its claim, so the
+        // next request (same clock second, inside the cool-down) may fetch.
+        let clock = ManualClock::at(1_700_000_000);
+        let remote =
+            Remote::jwks_url("https://keys.invalid/jwks").build(AlgSet::all(), Arc::new(clock))?;
+        for _ in 0..3 {
+            let flight = remote.fetch_for_unavailable();
+            assert!(flight.as_ref().is_some_and(|f| f.job.is_some()));
+            drop(flight);
+        }
+        for _ in 0..3 {
+            let flight = remote.fetch_for_unknown_kid(0);
+            assert!(flight.as_ref().is_some_and(|f| f.job.is_some()));
+            drop(flight);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn refresh_delay_is_80_percent_without_overflow() {
+        assert_eq!(refresh_delay(600), 480);
+        assert_eq!(refresh_delay(54), 43);
+        assert_eq!(refresh_delay(i64::MAX), i64::MAX / 5 * 4 + 1);
+    }
 
     #[test]
     fn max_age_parsing() {
