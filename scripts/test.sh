@@ -32,7 +32,7 @@ if [ -z "${QUICK:-}" ]; then
   echo "== tests, pure-Rust backend only (rust-crypto): everything that verifies or signs"
   cargo test --no-default-features --features rust-crypto,axum,cookie,metrics \
     --test interop --test attacks --test reasons --test config --test smoke --test issuer \
-    --test remote_keys --test cache
+    --test remote_keys --test cache --test safety
 
   echo "== quickstart, end to end"
   cargo build --example quickstart

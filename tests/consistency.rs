@@ -681,10 +681,14 @@ async fn cache_hit_runs_user_checks() {
 
     let ok = (Verdict::Accepted, Verdict::Accepted, Verdict::Accepted);
     assert_eq!(three(&cfg, &uncached, &cached, &token).await, ok);
-    clock.advance(Duration::from_secs(61));
+    // The token is cached: the next request is a hit (and the check still passes).
     let hits = cached.cache_stats().hits;
-    let (v, u, c) = three(&cfg, &uncached, &cached, &token).await;
+    assert_eq!(three(&cfg, &uncached, &cached, &token).await, ok);
     assert_eq!(cached.cache_stats().hits, hits + 1, "expected a cache hit");
+    clock.advance(Duration::from_secs(61));
+    // Now the check fails on the cached entry, which sends the token through the full
+    // validation (counted as a miss) so the rejection is exactly a new request's.
+    let (v, u, c) = three(&cfg, &uncached, &cached, &token).await;
     assert_eq!(v, Verdict::Rejected(Reason::InvalidClaim));
     assert_eq!(u, v, "the uncached layer must agree with validate");
     assert_eq!(
