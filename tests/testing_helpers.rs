@@ -290,7 +290,8 @@ async fn mock_issuer_outage_gives_503_then_recovers() {
         reply.body
     );
     assert_eq!(reply.reason(), Some(Reason::KeysUnavailable));
-    assert_eq!(reply.retry_after.as_deref(), Some("30"));
+    // Retry-After: when the next fetch will really be tried (a request may retry every second).
+    assert_eq!(reply.retry_after.as_deref(), Some("1"));
     assert_eq!(reply.www_authenticate, None);
     assert_eq!(
         idp.discovery_fetches(),
