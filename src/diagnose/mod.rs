@@ -50,6 +50,7 @@ mod claims;
 mod expiry;
 mod explain;
 mod input;
+mod keyless;
 mod kind;
 mod render;
 mod signature;
@@ -121,13 +122,28 @@ pub async fn diagnose_with(
     config: &AuthConfig,
     options: &DiagnoseOptions,
 ) -> Diagnosis {
-    let cfg: &ConfigInner = &config.inner;
+    let skip_signature = options.skip_signature_check;
+    let keyless_cfg;
+    let cfg: &ConfigInner = if skip_signature {
+        keyless_cfg = keyless::without_keys(&config.inner);
+        &keyless_cfg
+    } else {
+        &config.inner
+    };
     let input = inspect_input(token);
+    let check = |text: &str, result: Result<_, AuthError>| {
+        let result = result.map(|_| ());
+        if skip_signature {
+            keyless::key_problems_removed(cfg, text, result).map_or(Ok(()), Err)
+        } else {
+            result
+        }
+    };
 
     // What the service would answer for the text as sent, and the problems of the repaired
     // token (the same text when nothing needed repairing).
     let clean_result = match &input.clean {
-        Some(clean) => Some(crate::validate::validate(cfg, clean).await),
+        Some(clean) => Some(check(clean, crate::validate::validate(cfg, clean).await)),
         None => None,
     };
     let sent_error: Option<AuthError> = if input.defects.is_empty() {
@@ -135,12 +151,17 @@ pub async fn diagnose_with(
             .as_ref()
             .and_then(|r| r.as_ref().err().cloned())
     } else {
-        Some(
-            crate::validate::validate(cfg, &input.sent)
-                .await
-                .err()
-                .unwrap_or_else(|| AuthError::new(Reason::Malformed)),
-        )
+        let sent = check(
+            &input.sent,
+            crate::validate::validate(cfg, &input.sent).await,
+        );
+        match sent {
+            Err(e) => Some(e),
+            // Without a key, a text with defects may show no other problem: the defects
+            // found below decide the reason.
+            Ok(()) if skip_signature => None,
+            Ok(()) => Some(AuthError::new(Reason::Malformed)),
+        }
     };
     // Read after validation: remote keys are loaded by now.
     let now = cfg.clock.now();
@@ -224,11 +245,19 @@ pub async fn diagnose_with(
         )
     };
     let signature_verified = match &clean_result {
+        _ if skip_signature => false,
         Some(Ok(_)) => true,
         Some(Err(e)) => trust.is_some() && !e.problems().iter().any(|p| unverified(p.reason())),
         None => false,
     };
 
+    if skip_signature {
+        notes.push(
+            "the signature was not checked (no key was used): the header and claims are shown \
+             as decoded, and anyone can make a token that says this"
+                .into(),
+        );
+    }
     if !cfg.check_issuer {
         notes
             .push("the issuer check is off: `iss` was not compared with an expected issuer".into());
@@ -243,11 +272,12 @@ pub async fn diagnose_with(
             "no keys were available, so the signature and the claims were not checked".into(),
         );
     }
-    if (header.is_some() || claims.is_some()) && !signature_verified {
+    if (header.is_some() || claims.is_some()) && !signature_verified && !skip_signature {
         notes.push("the header and claims are shown as decoded: they are not verified".into());
     }
 
     let checked_against = CheckedAgainst {
+        signature_check: !skip_signature,
         issuer_check: cfg.check_issuer,
         audience_check: cfg.check_audience,
         leeway_secs: cfg.leeway,
@@ -267,7 +297,7 @@ pub async fn diagnose_with(
     };
 
     Diagnosis {
-        valid: reason.is_none() && findings.is_empty(),
+        valid: reason.is_none() && findings.is_empty() && !skip_signature,
         status: reason.map(|r| r.status().as_u16()),
         reason,
         checked_at: now,
@@ -294,6 +324,7 @@ pub async fn diagnose_with(
 #[non_exhaustive]
 pub struct DiagnoseOptions {
     required_scopes: Vec<String>,
+    skip_signature_check: bool,
 }
 
 impl DiagnoseOptions {
@@ -318,6 +349,56 @@ impl DiagnoseOptions {
     pub fn required_scopes(&self) -> &[String] {
         &self.required_scopes
     }
+
+    /// Diagnoses without keys: everything but the signature, for when the key is not at hand
+    /// (a JWT debugger, the `doctor` example without a key option).
+    ///
+    /// The shape, the header, `exp` and `nbf` against the clock, `iss`, `aud`, `typ`, the
+    /// required claims and checks and the scopes are checked as the configuration says; the
+    /// configuration's keys are not consulted (a remote key set is not fetched) and neither
+    /// is its revocation store. `unknown_key`, `bad_signature` and `keys_unavailable` are
+    /// never reported, `alg_not_allowed` only for an algorithm that is unknown or outside
+    /// [`.algorithms(..)`](crate::AuthConfigBuilder::algorithms).
+    ///
+    /// The diagnosis is then never [valid](Diagnosis::is_valid) and never
+    /// [`signature_verified`](Diagnosis::signature_verified): no [findings](Diagnosis::findings)
+    /// means nothing is wrong except that the signature is unknown. Its report and JSON
+    /// (`checked_against.signature_check: false`) say so. The configuration still needs keys
+    /// to build; any will do, they are not used.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use tower_token_auth::diagnose::{diagnose_with, DiagnoseOptions};
+    /// use tower_token_auth::testing::TestKey;
+    /// use tower_token_auth::{AuthConfig, Keys, Reason};
+    ///
+    /// // Signed by a key this side does not have.
+    /// let token = TestKey::es256()
+    ///     .token()
+    ///     .issuer("https://i")
+    ///     .audience("api")
+    ///     .expired_for(Duration::from_secs(600))
+    ///     .sign();
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([0u8; 32])) // not used
+    ///     .issuer("https://i")
+    ///     .audience("api")
+    ///     .build()
+    ///     .unwrap();
+    ///
+    /// let options = DiagnoseOptions::new().skip_signature_check();
+    /// let d = diagnose_with(&token, &cfg, &options).await;
+    /// assert_eq!(d.reason(), Some(Reason::Expired)); // not `alg_not_allowed`
+    /// assert!(!d.signature_verified());
+    /// assert!(d.to_string().contains("the signature was not checked"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn skip_signature_check(mut self) -> Self {
+        self.skip_signature_check = true;
+        self
+    }
 }
 
 /// Everything wrong (or right) with a token: see the [module docs](self).
@@ -326,8 +407,8 @@ impl DiagnoseOptions {
 /// [`to_ansi_string`](Diagnosis::to_ansi_string) the same with terminal colours; `Serialize`
 /// gives JSON with the fields `valid`, `reason` (the code), `status`, `checked_at`,
 /// `checked_at_utc`, `signature_verified`, `header`, `claims` (`null` when not decodable),
-/// `findings`, `warnings`, `notes` and `checked_against` (issuers, audiences, key ids and
-/// types, leeway: never key material).
+/// `findings`, `warnings`, `notes` and `checked_against` (whether the signature, issuer and
+/// audience were checked, issuers, audiences, key ids and types, leeway: never key material).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -364,6 +445,8 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     /// `true` if the service would accept the token (and the required scopes are granted).
+    /// Always `false` when the signature was not checked
+    /// ([`skip_signature_check`](DiagnoseOptions::skip_signature_check)).
     pub fn is_valid(&self) -> bool {
         self.valid
     }
@@ -537,6 +620,7 @@ impl Finding {
 /// What the token was checked against (never key material).
 #[derive(Clone, Debug, Serialize)]
 struct CheckedAgainst {
+    signature_check: bool,
     issuer_check: bool,
     audience_check: bool,
     leeway_secs: i64,
