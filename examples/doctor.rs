@@ -73,7 +73,8 @@ usage: doctor <token|-> [--jwks-url URL | --jwks-file FILE | --issuer URL | --se
 
 Without a key source, everything but the signature is checked and the signature is NOT verified.
 
-exit status: 0 valid, 1 invalid, 2 bad usage, 3 no problem found but the signature was not verified (no key source)";
+exit status: 0 valid, 1 invalid, 2 bad usage, 3 no problem found but the signature was not verified
+             (no key source given)";
 
 /// What to say when no key source was given, naming the options that verify.
 const NOT_VERIFIED: &str = "Signature NOT verified: no key source was given, so anyone could have \
