@@ -122,8 +122,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{USAGE}");
             return Ok(());
         }
-        eprintln!("grpc: unknown argument {arg:?}\n\n{USAGE}");
-        std::process::exit(2);
+        // Arguments were ignored before `--help` existed: keep starting, and say so.
+        eprintln!("grpc: ignoring unknown argument {arg:?} (see --help)");
     }
     tracing_subscriber::fmt()
         .with_env_filter(

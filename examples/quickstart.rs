@@ -54,8 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{USAGE}");
             return Ok(());
         }
-        eprintln!("quickstart: unknown argument {arg:?}\n\n{USAGE}");
-        std::process::exit(2);
+        // Arguments were ignored before `--help` existed: keep starting, and say so.
+        eprintln!("quickstart: ignoring unknown argument {arg:?} (see --help)");
     }
     tracing_subscriber::fmt()
         .with_env_filter(
