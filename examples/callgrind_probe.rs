@@ -5,6 +5,11 @@
 //! target/release/examples/callgrind_probe --list            # every GROUP/VARIANT
 //! target/release/examples/callgrind_probe --prepare         # build and check each once
 //! target/release/examples/callgrind_probe ES256/ours_warm 1000
+//!
+//! GROUP/VARIANT N   build the variant, check it once, then call it N times
+//! --list            print every GROUP/VARIANT
+//! --prepare         build and check every variant once (and sign the tokens, see below)
+//! -h, --help        print this help
 //! ```
 //!
 //! The variants are the ones of `benches/overhead.rs` (same file, `benches/common/mod.rs`):
@@ -22,14 +27,27 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
+const USAGE: &str = "\
+usage: callgrind_probe GROUP/VARIANT N | --list | --prepare
+
+  GROUP/VARIANT N   build the variant, check it once, then call it N times
+  --list            print every GROUP/VARIANT
+  --prepare         build and check every variant once (signing the tokens into
+                    BENCH_TOKEN_DIR when it is set)
+  -h, --help        print this help";
+
 fn usage() -> ! {
-    eprintln!("usage: callgrind_probe GROUP/VARIANT N | --list | --prepare");
+    eprintln!("{USAGE}");
     std::process::exit(2);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return;
+        }
         Some("--list") => {
             for group in common::group_names() {
                 for variant in common::variant_names(group) {

@@ -1,23 +1,49 @@
 //! `doctor`: explains why a token is rejected (or that it is fine).
 //!
 //! ```text
-//! cargo run --example doctor -- <token|-> <key source> [--aud AUD] [--iss ISS] [--leeway SECS]
+//! cargo run --example doctor -- <token|-> [key source] [--aud AUD] [--iss ISS] [--leeway SECS]
 //!                                [--scope SCOPE] [--allow-http] [--json]
 //!
-//! key source (exactly one):
+//! key source (at most one; without one, the signature is not verified):
 //!   --jwks-url URL      a JWK set URL
 //!   --jwks-file FILE    a JWK set file ({"keys": [...]})
 //!   --issuer URL        an OpenID Connect issuer (keys by discovery; also checks `iss`)
-//!   --secret-file FILE  an HMAC secret (raw bytes; a trailing newline is ignored)
+//!   --secret-file FILE  an HMAC secret: the file's bytes, with trailing `\n` and `\r` removed
 //!   --pem-file FILE     an RSA, EC or Ed25519 public key (PEM)
+//! other options:
+//!   --aud AUD           expected audience (repeatable)
+//!   --iss ISS           expected issuer (repeatable)
+//!   --leeway SECS       clock-skew leeway for exp/nbf (default 30, at most 300)
+//!   --scope SCOPE       a scope the token must grant (repeatable)
+//!   --allow-http        allow http:// key URLs (local tests)
+//!   --json              print the diagnosis as JSON
+//!   -h, --help          print the usage
 //! ```
 //!
 //! `-` reads the token from standard input. Without `--aud` (or `--iss`, unless `--issuer` is
 //! given) that check is skipped, and the report says so. The report is coloured on a terminal
-//! (unless `NO_COLOR` is set) and plain when piped; `--json` prints the diagnosis as JSON.
+//! (unless `NO_COLOR` is set) and plain when piped; `--json` prints the diagnosis as JSON, with
+//! `"signature_verified"` true only when a key verified the signature.
 //!
-//! Exit status: 0 the token is valid, 1 it is not, 2 bad usage (unknown flag, no token,
-//! unreadable file, configuration error).
+//! The secret file holds the raw secret. Trailing line breaks (`\n`, `\r`) are removed, so
+//! a file written by `echo secret > file` works; a secret that ends with such a byte cannot
+//! be given this way.
+//!
+//! **Without a key source** the doctor still decodes and explains everything that does not
+//! need a key: the header and claims, `exp` and `nbf` against the clock (with the clock-skew
+//! hint), `typ` and token kind (an ID or refresh token sent as an access token), `iss` and
+//! `aud` against `--iss` and `--aud`, the scopes, and opaque, encrypted (JWE) or wrongly
+//! pasted input. It says first that the signature was **not** verified and which option
+//! would verify it (on standard error with `--json`).
+//!
+//! Exit status:
+//!
+//! - 0: the token is valid (a key verified the signature; never without a key source);
+//! - 1: it is not: a problem was found (with or without a key source);
+//! - 2: bad usage (unknown flag, no token, unreadable file, configuration error);
+//! - 3: no key source was given and no problem was found, but the signature was not verified.
+//!
+//! Warnings (e.g. an ID token that would be accepted) do not change the exit status.
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -28,14 +54,14 @@ use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::{AuthConfig, ConfigError, Keys};
 
 const USAGE: &str = "\
-usage: doctor <token|-> (--jwks-url URL | --jwks-file FILE | --issuer URL | --secret-file FILE | --pem-file FILE)
+usage: doctor <token|-> [--jwks-url URL | --jwks-file FILE | --issuer URL | --secret-file FILE | --pem-file FILE]
               [--aud AUD]... [--iss ISS]... [--leeway SECS] [--scope SCOPE]... [--allow-http] [--json]
 
   <token>             the token; `-` reads it from standard input
   --jwks-url URL      verify with the JWK set at URL
   --jwks-file FILE    verify with the JWK set in FILE
   --issuer URL        verify with the keys of an OpenID Connect issuer (discovery); checks `iss`
-  --secret-file FILE  verify with the HMAC secret in FILE (raw bytes)
+  --secret-file FILE  verify with the HMAC secret in FILE (raw bytes; trailing \\n and \\r removed)
   --pem-file FILE     verify with the RSA, EC or Ed25519 public key in FILE (PEM)
   --aud AUD           expected audience (repeatable); without it `aud` is not checked
   --iss ISS           expected issuer (repeatable); without it `iss` is not checked
@@ -43,8 +69,20 @@ usage: doctor <token|-> (--jwks-url URL | --jwks-file FILE | --issuer URL | --se
   --scope SCOPE       a scope the token must grant (repeatable)
   --allow-http        allow http:// key URLs (local tests)
   --json              print the diagnosis as JSON
+  -h, --help          print this help
 
-exit status: 0 valid, 1 invalid, 2 bad usage";
+Without a key source, everything but the signature is checked and the signature is NOT verified.
+
+exit status: 0 valid, 1 invalid, 2 bad usage, 3 no problem found but the signature was not verified
+             (no key source given)";
+
+/// What to say when no key source was given, naming the options that verify.
+const NOT_VERIFIED: &str = "Signature NOT verified: no key source was given, so anyone could have \
+made this token. To verify it, add one of --secret-file FILE, --jwks-url URL, --jwks-file FILE, \
+--issuer URL or --pem-file FILE.";
+
+/// Exit status when no key source was given and nothing else is wrong.
+const EXIT_NOT_VERIFIED: u8 = 3;
 
 /// Where the keys come from.
 enum KeyArg {
@@ -133,13 +171,9 @@ fn build(args: &Args) -> Result<AuthConfig, String> {
         }
     };
     let candidates: Vec<Keys> = match &args.keys {
-        None => {
-            return Err(
-                "no key source: give one of --jwks-url, --jwks-file, --issuer, \
-                        --secret-file, --pem-file"
-                    .into(),
-            )
-        }
+        // No key: the configuration needs one to build, but the diagnosis runs with
+        // `skip_signature_check` and never consults it.
+        None => vec![Keys::hmac([0u8; 32])],
         Some(KeyArg::JwksUrl(url)) => vec![Keys::remote(remote(Remote::jwks_url(url)))],
         Some(KeyArg::Issuer(url)) => vec![Keys::remote(remote(Remote::oidc(url)))],
         Some(KeyArg::JwksFile(path)) => {
@@ -231,9 +265,21 @@ async fn main() -> ExitCode {
     for s in &args.scopes {
         options = options.require_scope(s);
     }
+    let keyless = args.keys.is_none();
+    if keyless {
+        options = options.skip_signature_check();
+    }
 
     let diagnosis = diagnose_with(&token, &config, &options).await;
 
+    if keyless {
+        // First, before anything about the token.
+        if args.json {
+            eprintln!("doctor: {NOT_VERIFIED}");
+        } else {
+            println!("{NOT_VERIFIED}\n");
+        }
+    }
     if args.json {
         match serde_json::to_string_pretty(&diagnosis) {
             Ok(json) => println!("{json}"),
@@ -262,6 +308,8 @@ async fn main() -> ExitCode {
     }
     if diagnosis.is_valid() {
         ExitCode::SUCCESS
+    } else if keyless && diagnosis.findings().is_empty() {
+        ExitCode::from(EXIT_NOT_VERIFIED)
     } else {
         ExitCode::from(1)
     }

@@ -2,6 +2,11 @@
 //!
 //! ```text
 //! cargo run --example grpc                # PORT=50051 by default
+//!
+//! options:
+//!   -h, --help   print this help
+//! environment:
+//!   PORT         the port to listen on, on 127.0.0.1 (default 50051)
 //! ```
 //!
 //! It makes a random HS256 key at start-up, prints a valid token and a `grpcurl` line, and
@@ -102,8 +107,24 @@ impl Service<http::Request<Body>> for GreeterServer {
     }
 }
 
+const USAGE: &str = "\
+usage: cargo run --example grpc [-- --help]
+
+  -h, --help   print this help
+
+environment:
+  PORT         the port to listen on, on 127.0.0.1 (default 50051)";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "-h" || arg == "--help" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        // Arguments were ignored before `--help` existed: keep starting, and say so.
+        eprintln!("grpc: ignoring unknown argument {arg:?} (see --help)");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -3,6 +3,12 @@
 //!
 //! ```text
 //! cargo run --release --example loadtarget -- --port 8080 --tokens 40000 --token-dir /tmp/tokens
+//!
+//! --port P          listen on 127.0.0.1:P (default 0: a free port)
+//! --tokens N        distinct tokens per cold file (default 40000)
+//! --token-dir DIR   where to write the token files (default: loadtarget-tokens in the temp dir)
+//! --threads N       tokio worker threads (default: one per CPU)
+//! -h, --help        print this help
 //! ```
 //!
 //! At start-up it signs the tokens the load generator sends and writes them, one per line, to
@@ -33,6 +39,15 @@ const ISSUER: &str = "https://issuer.load";
 const AUDIENCE: &str = "api://load";
 const HMAC_SECRET: &[u8; 32] = b"load-test-secret-0123456789abcde";
 
+const USAGE: &str = "\
+usage: loadtarget [--port P] [--tokens N] [--token-dir DIR] [--threads N]
+
+  --port P          listen on 127.0.0.1:P (default 0: a free port)
+  --tokens N        distinct tokens per cold file (default 40000)
+  --token-dir DIR   where to write the token files (default: loadtarget-tokens in the temp dir)
+  --threads N       tokio worker threads (default: one per CPU)
+  -h, --help        print this help";
+
 struct Args {
     port: u16,
     tokens: usize,
@@ -56,6 +71,10 @@ fn parse_args() -> Result<Args, String> {
             "--token-dir" => args.token_dir = value()?.into(),
             "--threads" => {
                 args.threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?)
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -103,7 +122,7 @@ async fn ok() -> &'static str {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args().map_err(|e| {
-        eprintln!("usage: loadtarget [--port P] [--tokens N] [--token-dir DIR] [--threads N]\n{e}");
+        eprintln!("{USAGE}\n\n{e}");
         e
     })?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();

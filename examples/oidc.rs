@@ -12,7 +12,8 @@
 //! - `--allow-http`: accept an `http://` issuer (loopback tests only);
 //! - `--port N`: listen on 127.0.0.1:N (default 3000; 0 picks a free port);
 //! - `--access-token-profile`: require RFC 9068 JWT access tokens (`typ: at+jwt`, with
-//!   `sub`, `client_id`, `iat`, `jti`).
+//!   `sub`, `client_id`, `iat`, `jti`);
+//! - `-h`, `--help`: print the usage.
 //!
 //! It fetches the provider's keys before serving (and says whether they loaded), then serves:
 //!
@@ -41,7 +42,15 @@ use serde_json::{json, Value};
 use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::{AuthConfig, Claims, KeyStatus, Keys, StandardClaims, TokenAuthLayer};
 
-const USAGE: &str = "usage: cargo run --example oidc --features remote -- <issuer-url> <audience> [--allow-http] [--port N] [--access-token-profile]";
+const USAGE: &str = "\
+usage: cargo run --example oidc --features remote -- <issuer-url> <audience> [--allow-http] [--port N] [--access-token-profile]
+
+  <issuer-url>             the issuer exactly as the provider names it
+  <audience>               the `aud` this API accepts
+  --allow-http             accept an http:// issuer (loopback tests only)
+  --port N                 listen on 127.0.0.1:N (default 3000; 0 picks a free port)
+  --access-token-profile   require RFC 9068 JWT access tokens (typ at+jwt)
+  -h, --help               print this help";
 
 struct Args {
     issuer: String,
@@ -67,7 +76,10 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--port: {value:?} is not a port number"))?;
             }
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg),
         }

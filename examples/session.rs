@@ -3,6 +3,12 @@
 //!
 //! ```text
 //! cargo run --example session --features issuer          # PORT=8080 cargo run ...
+//!
+//! options:
+//!   -h, --help       print this help
+//! environment:
+//!   PORT             the port to listen on, on 127.0.0.1 (default 3001)
+//!   SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start)
 //! ```
 //!
 //! The app is its own issuer ([`TokenIssuer`], feature `issuer`) and serves on 127.0.0.1:
@@ -49,8 +55,25 @@ const USERS: [(&str, &str, &str); 2] = [
     ("bob", "builder", "orders:read"),
 ];
 
+const USAGE: &str = "\
+usage: cargo run --example session --features issuer [-- --help]
+
+  -h, --help       print this help
+
+environment:
+  PORT             the port to listen on, on 127.0.0.1 (default 3001)
+  SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start)";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "-h" || arg == "--help" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        // Arguments were ignored before `--help` existed: keep starting, and say so.
+        eprintln!("session: ignoring unknown argument {arg:?} (see --help)");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

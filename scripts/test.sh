@@ -35,10 +35,11 @@ if [ -z "${QUICK:-}" ]; then
     --test remote_keys --test cache --test safety
 
   echo "== quickstart, end to end"
-  cargo build --example quickstart
+  examples_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
+  cargo build --example quickstart --example doctor
   port=$(( 20000 + RANDOM % 20000 ))
   log=$(mktemp)
-  PORT=$port target/debug/examples/quickstart >"$log" 2>/dev/null &
+  PORT=$port "$examples_dir/quickstart" >"$log" 2>/dev/null &
   pid=$!
   trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
   for _ in $(seq 1 100); do grep -q "^Public page" "$log" 2>/dev/null && break; sleep 0.1; done
@@ -56,6 +57,23 @@ if [ -z "${QUICK:-}" ]; then
     fi
   done
   echo "quickstart: 3 curl lines answered 200, 401 expired, 401 wrong_audience"
+  # The doctor lines printed under the rejected tokens, run with the built binary (not
+  # `cargo run`, which would build again).
+  mapfile -t doctor_lines < <(grep '^cargo run --example doctor -- ' "$log")
+  [ "${#doctor_lines[@]}" -eq 2 ] || { echo "quickstart printed ${#doctor_lines[@]} doctor lines, expected 2"; cat "$log"; exit 1; }
+  doctor=$(printf '%q' "$examples_dir/doctor")
+  doctor_expect=("expired" "wrong_audience")
+  for i in 0 1; do
+    rc=0
+    out=$(bash -c "$doctor ${doctor_lines[$i]#cargo run --example doctor -- }") || rc=$?
+    [ "$rc" -eq 1 ] || { echo "doctor line $((i+1)): exit $rc, expected 1"; printf '%s\n' "$out"; exit 1; }
+    printf '%s' "$out" | grep -q "^INVALID: rejected as ${doctor_expect[$i]} (401" || { echo "doctor line $((i+1)): does not name ${doctor_expect[$i]}"; printf '%s\n' "$out"; exit 1; }
+  done
+  secret=$(printf '%s' "${doctor_lines[0]}" | sed -n 's/.* --secret-file \([^ ]*\) .*/\1/p')
+  [ -f "$secret" ] || { echo "quickstart: secret file $secret missing"; exit 1; }
+  kill "$pid" && wait "$pid" 2>/dev/null || true
+  [ ! -e "$secret" ] || { echo "quickstart: secret file $secret left after SIGTERM"; exit 1; }
+  echo "quickstart: doctor lines exit 1 naming expired, wrong_audience; secret file removed on exit"
 
   echo "== oidc example against the OpenID provider fixture"
   cargo build --example oidc
@@ -65,7 +83,7 @@ if [ -z "${QUICK:-}" ]; then
   for _ in $(seq 1 100); do grep -q '^LISTENING ' "$plog" && break; sleep 0.1; done
   issuer=$(awk '/^LISTENING /{print $2; exit}' "$plog")
   [ -n "$issuer" ] || { echo "OpenID provider fixture did not start: npm ci --prefix tests/oidc"; exit 1; }
-  "${CARGO_TARGET_DIR:-target}/debug/examples/oidc" "$issuer" api://orders --allow-http --access-token-profile --port 0 >"$elog" 2>/dev/null & ex_pid=$!
+  "$examples_dir/oidc" "$issuer" api://orders --allow-http --access-token-profile --port 0 >"$elog" 2>/dev/null & ex_pid=$!
   for _ in $(seq 1 100); do grep -q '^Listening on ' "$elog" && break; sleep 0.1; done
   grep -q '^Keys loaded: 3 ' "$elog" || { echo "oidc example: keys did not load"; cat "$elog"; exit 1; }
   url=$(awk '/^Listening on /{print $3; exit}' "$elog")

@@ -1053,3 +1053,94 @@ async fn finding_display_has_facts_and_fix() {
     );
     assert_contains(&line, " Fix: request a token for this API");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Without keys: DiagnoseOptions::skip_signature_check
+// ---------------------------------------------------------------------------------------------
+
+fn keyless() -> DiagnoseOptions {
+    DiagnoseOptions::new().skip_signature_check()
+}
+
+#[tokio::test]
+async fn skip_signature_check_ignores_a_key_it_does_not_have() {
+    let cfg = config(&hs256());
+    let t = token(&TestKey::es256()).sign();
+    let with_key = diagnose(&t, &cfg).await;
+    assert_eq!(with_key.reason(), Some(Reason::AlgNotAllowed));
+
+    let d = diagnose_with(&t, &cfg, &keyless()).await;
+    assert!(d.findings().is_empty(), "{d}");
+    assert_eq!(d.reason(), None);
+    assert!(!d.is_valid(), "never valid without a verified signature");
+    assert!(!d.signature_verified());
+    let report = d.to_string();
+    assert!(
+        report.starts_with("UNVERIFIED: no problem found, but the signature was not checked"),
+        "{report}"
+    );
+    assert_contains(&report, "Claims (not verified)");
+    assert_contains(&report, "signature: (not checked: no key)");
+    assert!(!report.contains("    key: "), "no key listed: {report}");
+    assert!(d
+        .notes()
+        .iter()
+        .any(|n| n.contains("the signature was not checked")));
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["signature_verified"], false);
+    assert_eq!(json["checked_against"]["signature_check"], false);
+    assert_eq!(json["checked_against"]["trusts"][0]["keys"], json!([]));
+}
+
+#[tokio::test]
+async fn skip_signature_check_finds_every_problem_but_the_signature() {
+    let wrong_secret = TestKey::hmac(
+        Algorithm::HS256,
+        b"another secret, also 32 bytes!!!".to_vec(),
+    );
+    let t = token(&wrong_secret)
+        .audience("api://billing")
+        .claim("exp", NOW - 312)
+        .sign();
+    let cfg = config(&hs256());
+    assert_eq!(
+        codes(&diagnose(&t, &cfg).await),
+        ["bad_signature", "expired", "wrong_audience"]
+    );
+    let d = diagnose_with(&t, &cfg, &keyless()).await;
+    assert_eq!(codes(&d), ["expired", "wrong_audience"]);
+    assert_eq!(d.reason(), Some(Reason::Expired));
+    assert_contains(only(&d, Reason::Expired).facts(), "5 min 12 s ago");
+    assert!(d.to_string().starts_with(
+        "INVALID: rejected as expired (401, invalid_token); the signature was not checked"
+    ));
+
+    // What needs no key is still refused: `alg: none`, an encrypted token.
+    let unsigned = token(&hs256()).header("alg", "none").sign();
+    let d = diagnose_with(&unsigned, &cfg, &keyless()).await;
+    assert_eq!(codes(&d), ["alg_not_allowed"]);
+    let d = diagnose_with("2YotnFZFEjr1zCsicMWpAA", &cfg, &keyless()).await;
+    assert_eq!(only(&d, Reason::Malformed).subject(), Some("opaque"));
+}
+
+#[tokio::test]
+async fn skip_signature_check_fetches_no_keys() {
+    // Port 9 (discard) is closed: a fetch would fail with keys_unavailable.
+    let remote = Remote::jwks_url("http://127.0.0.1:9/jwks")
+        .allow_http()
+        .fetch_timeout(Duration::from_secs(2));
+    let cfg = builder(Keys::remote(remote)).build().unwrap();
+    let d = diagnose_with(&token(&hs256()).sign(), &cfg, &keyless()).await;
+    assert!(d.findings().is_empty(), "{d}");
+    assert!(!d
+        .notes()
+        .iter()
+        .any(|n| n.contains("no keys were available")));
+    let status = &cfg.key_status()[0];
+    assert_eq!(
+        (status.fetch_ok, status.fetch_error),
+        (0, 0),
+        "nothing was fetched"
+    );
+}

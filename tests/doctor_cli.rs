@@ -1,5 +1,6 @@
 //! The `doctor` example run as a user runs it: the report, `--json`, the exit status (0 valid,
-//! 1 invalid, 2 bad usage), plain output when piped, every key source that needs no network.
+//! 1 invalid, 2 bad usage, 3 nothing wrong but no key to verify the signature), plain output
+//! when piped, every key source that needs no network, and the mode without a key source.
 //!
 //! The example is built once per test run with `cargo build --example doctor` (the same
 //! features as this test when it runs with `--all-features`, so the build is usually fresh) and
@@ -229,6 +230,8 @@ fn json_output_of_a_valid_token() {
     let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(json["valid"], true);
     assert_eq!(json["reason"], Value::Null);
+    assert_eq!(json["signature_verified"], true);
+    assert_eq!(json["checked_against"]["signature_check"], true);
 }
 
 #[test]
@@ -324,6 +327,218 @@ fn opaque_token_is_explained() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Without a key source: everything but the signature, exit 1 or 3, never 0
+// ---------------------------------------------------------------------------------------------
+
+const NOT_VERIFIED: &str = "Signature NOT verified: no key source was given";
+
+fn now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_secs()).expect("seconds fit")
+}
+
+/// Asserts the report opens with the warning and names the options that would verify.
+fn says_not_verified_first(text: &str) {
+    assert!(text.starts_with(NOT_VERIFIED), "{text}");
+    let first = text.lines().next().unwrap_or("");
+    for option in [
+        "--secret-file FILE",
+        "--jwks-url URL",
+        "--jwks-file FILE",
+        "--issuer URL",
+        "--pem-file FILE",
+    ] {
+        assert!(first.contains(option), "{option} not named: {first}");
+    }
+    assert!(text.contains("Claims (not verified)") || text.contains("Claims: not decodable"));
+    assert!(text.contains("signature: (not checked: no key)"), "{text}");
+}
+
+#[test]
+fn no_key_expired_token_exits_1() {
+    // Signed with a key the doctor never sees.
+    let t = TestKey::es256()
+        .token()
+        .issuer(ISS)
+        .audience(AUD)
+        .expired_for(Duration::from_secs(600))
+        .sign();
+    let out = run(&[&t, "--aud", AUD, "--iss", ISS], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    says_not_verified_first(&text);
+    assert!(
+        text.contains(
+            "INVALID: rejected as expired (401, invalid_token); the signature was not checked"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("expired 10 min"), "{text}");
+    assert!(text.contains("Fix: refresh the token"), "{text}");
+    // Only the time is wrong: nothing about keys or the signature.
+    assert!(!text.contains("alg_not_allowed"), "{text}");
+    assert!(!text.contains("bad_signature"), "{text}");
+}
+
+#[test]
+fn no_key_not_yet_valid_token_exits_1_with_the_clock_skew_hint() {
+    let t = TestKey::rs256()
+        .token()
+        .issuer(ISS)
+        .audience(AUD)
+        .claim("nbf", now() + 125)
+        .expires_in(Duration::from_secs(3600))
+        .sign();
+    let out = run(&[&t, "--aud", AUD, "--iss", ISS, "--json"], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains(NOT_VERIFIED), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(json["signature_verified"], false);
+    assert_eq!(json["checked_against"]["signature_check"], false);
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["reason"], "not_yet_valid");
+    let finding = &json["findings"][0];
+    assert_eq!(finding["reason"], "not_yet_valid");
+    assert_eq!(finding["fields"]["clock_skew_suspected"], true);
+    assert!(
+        finding["facts"]
+            .as_str()
+            .unwrap()
+            .contains("not synchronised"),
+        "{finding}"
+    );
+    assert!(
+        finding["hint"]
+            .as_str()
+            .unwrap()
+            .contains("synchronise the clocks"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn no_key_refresh_token_sent_as_an_access_token() {
+    // A Keycloak refresh token: `typ: Refresh`, audience the realm itself.
+    let t = TestKey::rs256()
+        .token()
+        .issuer(ISS)
+        .audience(ISS)
+        .claim("typ", "Refresh")
+        .sign();
+    let out = run(&[&t, "--aud", AUD, "--iss", ISS], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    says_not_verified_first(&text);
+    assert!(text.contains("wrong_audience (aud)"), "{text}");
+    assert!(
+        text.contains("this is a refresh token, not an access token (claim `typ` is `Refresh`)"),
+        "{text}"
+    );
+    assert!(text.contains("not the refresh token"), "{text}");
+
+    // Nothing else wrong: explained as a warning, and the signature is still unknown.
+    let out = run(&[&t, "--iss", ISS], None);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("UNVERIFIED: no problem found, but the signature was not checked"),
+        "{text}"
+    );
+    assert!(text.contains("Warnings"), "{text}");
+    assert!(text.contains("this is a refresh token"), "{text}");
+}
+
+#[test]
+fn no_key_opaque_token_exits_1() {
+    let out = run(&["2YotnFZFEjr1zCsicMWpAA", "--aud", AUD], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    says_not_verified_first(&text);
+    assert!(text.contains("malformed (opaque)"), "{text}");
+    assert!(text.contains("opaque token of 22 characters"), "{text}");
+    assert!(text.contains("introspection"), "{text}");
+}
+
+#[test]
+fn no_key_encrypted_token_exits_1() {
+    let header = "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ"; // {"alg":"RSA-OAEP","enc":"A256GCM"}
+    let jwe = format!("{header}.OKOawDo13gRp2ojaHV7LFpZcgV7T6DVZKTyKOMTYUmKoTCVJRgckCL9kiMT03JGe.48V1_ALb6US04U3b.5eym8TW_c8SuK0ltJ3rpYIzOeDQz7TALvtu6UG9oMo4vpzs9tX_EFShS8iB7j6jiSdiwkIr3ajwQzaBtQD_A.XFBoMYUZodetZdvTiFvSkQ");
+    let out = run(&[&jwe, "--json"], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(json["signature_verified"], false);
+    assert_eq!(json["reason"], "malformed");
+    assert_eq!(json["findings"][0]["subject"], "jwe");
+    assert!(
+        json["findings"][0]["facts"]
+            .as_str()
+            .unwrap()
+            .contains("encrypted (JWE, `alg` `RSA-OAEP`, `enc` `A256GCM`)"),
+        "{json}"
+    );
+    assert_eq!(json["header"]["enc"], "A256GCM");
+}
+
+#[test]
+fn no_key_pasted_wrongly_is_explained() {
+    let t = format!("\"Bearer {}\"", valid_token());
+    let out = run(&[&t, "--aud", AUD, "--iss", ISS], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    says_not_verified_first(&text);
+    assert!(text.contains("malformed (bearer)"), "{text}");
+    assert!(text.contains("malformed (quotes)"), "{text}");
+}
+
+#[test]
+fn no_key_alg_none_is_refused() {
+    let t = TestKey::es256()
+        .token()
+        .issuer(ISS)
+        .audience(AUD)
+        .header("alg", "none")
+        .sign();
+    let out = run(&[&t, "--aud", AUD, "--iss", ISS], None);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("alg_not_allowed"), "{}", stdout(&out));
+}
+
+#[test]
+fn no_key_clean_token_exits_3_never_0() {
+    let t = TestKey::es256()
+        .token()
+        .issuer(ISS)
+        .audience(AUD)
+        .scope("orders:read")
+        .sign();
+    let args = [&t, "--aud", AUD, "--iss", ISS, "--scope", "orders:read"];
+    let out = run(&args, None);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    says_not_verified_first(&text);
+    assert!(
+        text.contains("UNVERIFIED: no problem found, but the signature was not checked"),
+        "{text}"
+    );
+    assert!(!text.contains("VALID: the token is accepted"), "{text}");
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = run(&json_args, None);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains(NOT_VERIFIED), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(json["signature_verified"], false);
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["reason"], Value::Null);
+    assert_eq!(json["findings"], serde_json::json!([]));
+    assert_eq!(json["checked_against"]["signature_check"], false);
+    assert_eq!(json["claims"]["aud"], AUD);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Key sources
 // ---------------------------------------------------------------------------------------------
 
@@ -414,13 +629,6 @@ fn unreadable_secret_file_exits_2() {
 }
 
 #[test]
-fn no_key_source_exits_2() {
-    let out = run(&[&valid_token(), "--aud", AUD], None);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("no key source"), "{}", stderr(&out));
-}
-
-#[test]
 fn two_key_sources_exit_2() {
     let dir = TempDir::new();
     let secret = dir.file("secret.bin", SECRET);
@@ -476,4 +684,12 @@ fn help_exits_0() {
     let out = run(&["--help"], None);
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("exit status: 0 valid, 1 invalid, 2 bad usage"));
+    assert!(
+        stdout(&out).contains("3 no problem found but the signature was not verified"),
+        "{}",
+        stdout(&out)
+    );
+    let short = run(&["-h"], None);
+    assert_eq!(code(&short), 0);
+    assert_eq!(stdout(&short), stdout(&out));
 }

@@ -43,14 +43,20 @@
 //! owner (a developer, a support tool), not to arbitrary clients. It never holds the signature
 //! or key material.
 //!
+//! Without the key at hand, [`DiagnoseOptions::skip_signature_check`] checks everything but
+//! the signature (and says so).
+//!
 //! The `doctor` example is a command-line front end:
-//! `cargo run --example doctor -- <token> --secret-file secret.bin --aud api://orders`.
+//! `cargo run --example doctor -- <token> --secret-file secret.bin --aud api://orders`
+//! (without a key option, it diagnoses without keys).
 
 mod claims;
 mod expiry;
 mod explain;
 mod input;
+mod keyless;
 mod kind;
+mod options;
 mod render;
 mod signature;
 mod time;
@@ -68,6 +74,7 @@ use self::expiry::iat_warning;
 use self::explain::{explain, remote_status, select_trust, Cx};
 use self::input::{decode_parts, inspect_input};
 use self::kind::{kind_finding, token_kind};
+pub use self::options::DiagnoseOptions;
 use self::render::{ser_opt_reason, ser_reason};
 use self::time::utc;
 
@@ -121,13 +128,28 @@ pub async fn diagnose_with(
     config: &AuthConfig,
     options: &DiagnoseOptions,
 ) -> Diagnosis {
-    let cfg: &ConfigInner = &config.inner;
+    let skip_signature = options.skip_signature_check;
+    let keyless_cfg;
+    let cfg: &ConfigInner = if skip_signature {
+        keyless_cfg = keyless::without_keys(&config.inner);
+        &keyless_cfg
+    } else {
+        &config.inner
+    };
     let input = inspect_input(token);
+    let check = |text: &str, result: Result<_, AuthError>| {
+        let result = result.map(|_| ());
+        if skip_signature {
+            keyless::key_problems_removed(cfg, text, result).map_or(Ok(()), Err)
+        } else {
+            result
+        }
+    };
 
     // What the service would answer for the text as sent, and the problems of the repaired
     // token (the same text when nothing needed repairing).
     let clean_result = match &input.clean {
-        Some(clean) => Some(crate::validate::validate(cfg, clean).await),
+        Some(clean) => Some(check(clean, crate::validate::validate(cfg, clean).await)),
         None => None,
     };
     let sent_error: Option<AuthError> = if input.defects.is_empty() {
@@ -135,12 +157,17 @@ pub async fn diagnose_with(
             .as_ref()
             .and_then(|r| r.as_ref().err().cloned())
     } else {
-        Some(
-            crate::validate::validate(cfg, &input.sent)
-                .await
-                .err()
-                .unwrap_or_else(|| AuthError::new(Reason::Malformed)),
-        )
+        let sent = check(
+            &input.sent,
+            crate::validate::validate(cfg, &input.sent).await,
+        );
+        match sent {
+            Err(e) => Some(e),
+            // Without a key, a text with defects may show no other problem: the defects
+            // found below decide the reason.
+            Ok(()) if skip_signature => None,
+            Ok(()) => Some(AuthError::new(Reason::Malformed)),
+        }
     };
     // Read after validation: remote keys are loaded by now.
     let now = cfg.clock.now();
@@ -224,11 +251,19 @@ pub async fn diagnose_with(
         )
     };
     let signature_verified = match &clean_result {
+        _ if skip_signature => false,
         Some(Ok(_)) => true,
         Some(Err(e)) => trust.is_some() && !e.problems().iter().any(|p| unverified(p.reason())),
         None => false,
     };
 
+    if skip_signature {
+        notes.push(
+            "the signature was not checked (no key was used): the header and claims are shown \
+             as decoded, and anyone can make a token that says this"
+                .into(),
+        );
+    }
     if !cfg.check_issuer {
         notes
             .push("the issuer check is off: `iss` was not compared with an expected issuer".into());
@@ -243,11 +278,12 @@ pub async fn diagnose_with(
             "no keys were available, so the signature and the claims were not checked".into(),
         );
     }
-    if (header.is_some() || claims.is_some()) && !signature_verified {
+    if (header.is_some() || claims.is_some()) && !signature_verified && !skip_signature {
         notes.push("the header and claims are shown as decoded: they are not verified".into());
     }
 
     let checked_against = CheckedAgainst {
+        signature_check: !skip_signature,
         issuer_check: cfg.check_issuer,
         audience_check: cfg.check_audience,
         leeway_secs: cfg.leeway,
@@ -267,7 +303,7 @@ pub async fn diagnose_with(
     };
 
     Diagnosis {
-        valid: reason.is_none() && findings.is_empty(),
+        valid: reason.is_none() && findings.is_empty() && !skip_signature,
         status: reason.map(|r| r.status().as_u16()),
         reason,
         checked_at: now,
@@ -282,52 +318,14 @@ pub async fn diagnose_with(
     }
 }
 
-/// Options for [`diagnose_with`].
-///
-/// ```
-/// use tower_token_auth::diagnose::DiagnoseOptions;
-///
-/// let options = DiagnoseOptions::new().require_scope("orders:read orders:write");
-/// assert_eq!(options.required_scopes(), ["orders:read", "orders:write"]);
-/// ```
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct DiagnoseOptions {
-    required_scopes: Vec<String>,
-}
-
-impl DiagnoseOptions {
-    /// No options: the checks of the configuration only.
-    pub fn new() -> Self {
-        DiagnoseOptions::default()
-    }
-
-    /// Requires scopes (space-separated, like the `scope` claim): each must be granted by the
-    /// `scope` or `scp` claim, or the diagnosis reports `insufficient_scope`.
-    #[must_use]
-    pub fn require_scope(mut self, scopes: impl AsRef<str>) -> Self {
-        for s in scopes.as_ref().split_whitespace() {
-            if !self.required_scopes.iter().any(|r| r == s) {
-                self.required_scopes.push(s.to_owned());
-            }
-        }
-        self
-    }
-
-    /// The scopes required so far.
-    pub fn required_scopes(&self) -> &[String] {
-        &self.required_scopes
-    }
-}
-
 /// Everything wrong (or right) with a token: see the [module docs](self).
 ///
 /// [`Display`](std::fmt::Display) gives a readable multi-line report (plain text);
 /// [`to_ansi_string`](Diagnosis::to_ansi_string) the same with terminal colours; `Serialize`
 /// gives JSON with the fields `valid`, `reason` (the code), `status`, `checked_at`,
 /// `checked_at_utc`, `signature_verified`, `header`, `claims` (`null` when not decodable),
-/// `findings`, `warnings`, `notes` and `checked_against` (issuers, audiences, key ids and
-/// types, leeway: never key material).
+/// `findings`, `warnings`, `notes` and `checked_against` (whether the signature, issuer and
+/// audience were checked, issuers, audiences, key ids and types, leeway: never key material).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -364,6 +362,8 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     /// `true` if the service would accept the token (and the required scopes are granted).
+    /// Always `false` when the signature was not checked
+    /// ([`skip_signature_check`](DiagnoseOptions::skip_signature_check)).
     pub fn is_valid(&self) -> bool {
         self.valid
     }
@@ -537,6 +537,7 @@ impl Finding {
 /// What the token was checked against (never key material).
 #[derive(Clone, Debug, Serialize)]
 struct CheckedAgainst {
+    signature_check: bool,
     issuer_check: bool,
     audience_check: bool,
     leeway_secs: i64,

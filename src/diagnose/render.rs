@@ -15,9 +15,17 @@ use super::{Diagnosis, Finding};
 impl Diagnosis {
     pub(super) fn render(&self, out: &mut impl fmt::Write, ansi: bool) -> fmt::Result {
         let st = Style(ansi);
+        let unchecked = !self.checked_against.signature_check;
         match self.reason {
             None if self.valid => {
                 writeln!(out, "{} the token is accepted", st.paint("1;32", "VALID:"))?;
+            }
+            None if unchecked && self.findings.is_empty() => {
+                writeln!(
+                    out,
+                    "{} no problem found, but the signature was not checked",
+                    st.paint("1;33", "UNVERIFIED:")
+                )?;
             }
             reason => {
                 let reason = reason.unwrap_or(Reason::Malformed);
@@ -27,10 +35,15 @@ impl Diagnosis {
                     .unwrap_or_default();
                 writeln!(
                     out,
-                    "{} rejected as {} ({}{error})",
+                    "{} rejected as {} ({}{error}){}",
                     st.paint("1;31", "INVALID:"),
                     st.paint("1", reason.code()),
                     reason.status().as_u16(),
+                    if unchecked {
+                        "; the signature was not checked"
+                    } else {
+                        ""
+                    },
                 )?;
             }
         }
@@ -111,6 +124,9 @@ impl Diagnosis {
         let c = &self.checked_against;
         writeln!(out)?;
         writeln!(out, "{}", st.paint("1", "Checked against"))?;
+        if !c.signature_check {
+            writeln!(out, "  signature: (not checked: no key)")?;
+        }
         for t in &c.trusts {
             let issuers = if !c.issuer_check {
                 "(not checked)".to_owned()
@@ -129,7 +145,7 @@ impl Diagnosis {
             if let Some(src) = &t.key_source {
                 writeln!(out, "    key source: {src}")?;
             }
-            if t.keys.is_empty() {
+            if t.keys.is_empty() && c.signature_check {
                 writeln!(out, "    keys: (none loaded)")?;
             }
             for k in &t.keys {
