@@ -278,7 +278,7 @@ impl CacheFacts {
                 None
             }
         };
-        let d = |k: &str| claims.get(k).and_then(crate::validate::numeric_date);
+        let d = |k: &str| claims.get(k).and_then(crate::clock::numeric_date);
         CacheFacts {
             exp: d("exp"),
             nbf: d("nbf"),

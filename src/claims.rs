@@ -166,7 +166,7 @@ impl<'de> serde::de::Visitor<'de> for StandardClaimsVisitor {
                     let v: Value = m.next_value()?;
                     let date = match v {
                         Value::Null => None,
-                        v => Some(crate::validate::numeric_date(&v).ok_or_else(|| {
+                        v => Some(crate::clock::numeric_date(&v).ok_or_else(|| {
                             A::Error::custom(format_args!(
                                 "`{key}` is not a NumericDate within years 1 to 9999"
                             ))

@@ -97,3 +97,30 @@ impl fmt::Debug for ManualClock {
             .finish()
     }
 }
+
+/// Default leeway for `exp` and `nbf`: 30 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The largest leeway accepted at `build()`: 5 minutes.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The NumericDates accepted: years 1 to 9999. Anything outside is a claim error, not a date
+/// (`exp: 1e300` must not mean "never expires").
+const DATE_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A NumericDate (RFC 7519 §2): a JSON number, possibly with a fraction, within the years 1 to
+/// 9999.
+pub(crate) fn numeric_date(v: &serde_json::Value) -> Option<i64> {
+    let n = v.as_number()?;
+    let secs = match n.as_i64() {
+        Some(i) => i,
+        None => {
+            let f = n.as_f64()?.floor();
+            // Checked against the range before the cast, so the cast never saturates.
+            if !(f >= *DATE_RANGE.start() as f64 && f <= *DATE_RANGE.end() as f64) {
+                return None;
+            }
+            f as i64
+        }
+    };
+    DATE_RANGE.contains(&secs).then_some(secs)
+}

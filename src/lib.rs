@@ -84,19 +84,18 @@ mod config;
 mod crypto;
 pub mod diagnose;
 mod error;
-mod future;
 pub mod grpc;
 #[cfg(feature = "issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
 pub mod issuer;
+mod jws;
 pub mod keys;
-mod layer;
 pub mod metadata;
 pub mod metrics;
+mod middleware;
 pub mod response;
 pub mod revocation;
 pub mod scope;
-mod service;
 pub mod source;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -107,20 +106,16 @@ pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
 pub use claims::{Claims, Grants, StandardClaims, VerifiedClaims};
-pub use config::{
-    AuthConfig, AuthConfigBuilder, ClaimError, ConfigError, Issuer, DEFAULT_LEEWAY,
-    DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY,
-};
+pub use clock::{DEFAULT_LEEWAY, MAX_LEEWAY};
+pub use config::{AuthConfig, AuthConfigBuilder, Issuer, DEFAULT_MAX_TOKEN_LEN};
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
-pub use error::{AuthError, Problem, Reason, TokenFacts};
-pub use future::ResponseFuture;
+pub use error::{AuthError, ClaimError, ConfigError, Problem, Reason, TokenFacts};
 pub use grpc::GrpcResponder;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
-pub use layer::TokenAuthLayer;
+pub use middleware::{ResponseFuture, TokenAuth, TokenAuthLayer};
 pub use response::{DefaultResponder, Responder};
 pub use scope::{RequireRole, RequireScope};
-pub use service::TokenAuth;
 
 /// The README's Rust examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -36,7 +36,7 @@
 
 use serde::Serialize;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The metadata of a protected resource (RFC 9728 §2).
 #[derive(Clone, Debug, Serialize)]

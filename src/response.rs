@@ -11,8 +11,7 @@ use http::Response;
 
 use crate::error::{AuthError, Reason};
 
-/// Seconds a client is told to wait (`Retry-After`) on a 503 when the error does not say.
-pub const DEFAULT_RETRY_AFTER: u64 = 5;
+pub use crate::error::DEFAULT_RETRY_AFTER;
 
 /// Builds the response for a rejected request.
 ///

@@ -42,8 +42,8 @@ use std::borrow::Cow;
 use http::header::{HeaderName, AUTHORIZATION};
 use http::request::Parts;
 
-use crate::config::ConfigError;
 use crate::error::AuthError;
+use crate::error::ConfigError;
 
 /// A place a token can be found in a request.
 ///

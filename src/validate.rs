@@ -6,8 +6,6 @@
 //! signature, then the claims, parsed once. Every check runs and every failure is kept, so the
 //! response can name the most decisive one and a diagnosis can list them all.
 
-use std::borrow::Cow;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::Algorithm;
@@ -15,67 +13,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{type_matches, ConfigInner, Trust};
+use crate::clock::numeric_date;
+use crate::config::{type_matches, AuthConfig, ConfigInner, Trust};
 use crate::crypto::{self, VerifyError};
 use crate::error::{cap, AuthError, Problem, Reason, TokenFacts};
+use crate::jws::{self, Header};
 use crate::keys::{KeySet, KeySource, Lookup};
-
-/// The JOSE header, read strictly. `jku`, `x5u`, `jwk` and `x5c` are read only to be ignored:
-/// keys never come from the token. A member that is present must have its type: `"kid": null`
-/// or `"crit": null` is malformed, not absent.
-#[derive(Deserialize)]
-struct RawHeader<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    kid: Option<HeaderStr<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    typ: Option<HeaderStr<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    cty: Option<HeaderStr<'a>>,
-    #[serde(default, deserialize_with = "present")]
-    crit: Option<serde::de::IgnoredAny>,
-}
-
-/// A header string member, borrowed from the decoded header when it has no escapes. Unlike
-/// `Option<Cow<str>>`, a JSON `null` is an error.
-struct HeaderStr<'a>(Cow<'a, str>);
-
-impl std::ops::Deref for HeaderStr<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for HeaderStr<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_owned()))
-            }
-        }
-        d.deserialize_str(V).map(HeaderStr)
-    }
-}
-
-/// A member that is present: its value goes through `T` as is (so `null` is refused unless
-/// `T` accepts it; `IgnoredAny` does, which is how `"crit": null` is seen as present).
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
 
 /// Verified claims, as JSON.
 pub(crate) type ClaimsMap = Map<String, Value>;
@@ -108,6 +51,53 @@ impl<'de> Deserialize<'de> for UniqueClaims {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// `AuthConfig::validate` lives with the validation it runs, so `config` does not depend on
+/// `validate` (which reads the configuration).
+impl AuthConfig {
+    /// Validates a token outside HTTP (websockets, gRPC interceptors, tests) and returns its
+    /// claims as `T`.
+    ///
+    /// Runs exactly the checks the layer runs. A token whose claims do not deserialize into
+    /// `T` is rejected as `invalid_claim`.
+    ///
+    /// # Errors
+    ///
+    /// The [`AuthError`] the layer would have answered with.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_token_auth::{AuthConfig, Keys, Reason, StandardClaims};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac(b"0123456789abcdef0123456789abcdef"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api")
+    ///     .build()
+    ///     .unwrap();
+    /// let err = cfg.validate::<StandardClaims>("not-a-jwt").await.unwrap_err();
+    /// assert_eq!(err.reason(), Reason::Malformed);
+    /// # }
+    /// ```
+    pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
+        let claims = validate(&self.inner, token)
+            .await
+            .map_err(|e| e.with_fingerprint(token))?;
+        into_claims(claims)
+    }
+}
+
+/// What the revocation store is asked about a verified token.
+pub(crate) fn token_ref(claims: &ClaimsMap) -> crate::revocation::TokenRef<'_> {
+    use serde_json::Value;
+    crate::revocation::TokenRef {
+        jti: claims.get("jti").and_then(Value::as_str),
+        iss: claims.get("iss").and_then(Value::as_str),
+        sub: claims.get("sub").and_then(Value::as_str),
+        iat: claims.get("iat").and_then(crate::clock::numeric_date),
+        exp: claims.get("exp").and_then(crate::clock::numeric_date),
     }
 }
 
@@ -172,7 +162,7 @@ pub(crate) async fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap
         }
     };
     if let Some(rev) = &cfg.revocation {
-        let token = crate::revocation::token_ref(&claims);
+        let token = token_ref(&claims);
         match rev.local(&token) {
             crate::revocation::Local::Pass => {}
             crate::revocation::Local::Reject(e) => return Err(e),
@@ -208,45 +198,9 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     if token.len() > cfg.max_token_len {
         return Err(AuthError::new(Reason::TooLarge).into());
     }
-    let bytes = token.as_bytes();
-    // Three segments, found with at most three scans for '.', whatever the token holds.
-    let Some(d1) = memchr(b'.', bytes, 0) else {
-        return Err(AuthError::malformed("not a JWT: no '.' separated segments").into());
-    };
-    let Some(d2) = memchr(b'.', bytes, d1 + 1) else {
-        return Err(AuthError::malformed("not a JWT: two segments, expected three").into());
-    };
-    if let Some(d3) = memchr(b'.', bytes, d2 + 1) {
-        let jwe =
-            memchr(b'.', bytes, d3 + 1).is_some_and(|d4| memchr(b'.', bytes, d4 + 1).is_none());
-        return Err(AuthError::malformed(if jwe {
-            "encrypted tokens (JWE) are not supported"
-        } else {
-            "too many segments"
-        })
-        .into());
-    }
-    let (h64, p64, s64) = (&bytes[..d1], &bytes[d1 + 1..d2], &bytes[d2 + 1..]);
-    if h64.is_empty() || p64.is_empty() {
-        return Err(AuthError::malformed("empty header or payload segment").into());
-    }
-    // The alphabet (no '=', no '+' or '/') is checked by the strict base64url decoding of each
-    // segment below, so the token is scanned once, not twice.
-    let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
-        return Err(AuthError::malformed("header is not base64url").into());
-    };
-    // RFC 7515 §5.2: the header is UTF-8 (serde_json does not check strings it skips).
-    if std::str::from_utf8(&header_json).is_err() {
-        return Err(AuthError::malformed("header is not UTF-8").into());
-    }
-    // RFC 7515 §4: the header is a JSON object (serde would also fill the struct from an array).
-    if header_json.trim_ascii_start().first() != Some(&b'{') {
-        return Err(AuthError::malformed("header is not a JSON object").into());
-    }
-    let header: RawHeader<'_> = match serde_json::from_slice(&header_json) {
-        Ok(h) => h,
-        Err(_) => return Err(AuthError::malformed("header is not a JSON object with alg").into()),
-    };
+    let jws = jws::split(token)?;
+    let header_json = jws::decode_header(jws.header)?;
+    let header = jws::parse_header(&header_json)?;
 
     let mut problems: Vec<Problem> = Vec::new();
 
@@ -284,7 +238,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
 
     // Claims, parsed once: `iss` routes the token to its issuer's keys.
     let now = cfg.clock.now();
-    let claims: Option<ClaimsMap> = match URL_SAFE_NO_PAD.decode(p64) {
+    let claims: Option<ClaimsMap> = match URL_SAFE_NO_PAD.decode(jws.payload) {
         Ok(json) => serde_json::from_slice::<UniqueClaims>(&json)
             .ok()
             .map(|c| c.0),
@@ -329,9 +283,9 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
                 on_unknown_kid(trust, header.kid.as_deref(), may_fetch, version)?;
                 problems.push(Problem::about(Reason::UnknownKey, "kid"));
             }
-            Lookup::Found(key) => match URL_SAFE_NO_PAD.decode(s64) {
+            Lookup::Found(key) => match URL_SAFE_NO_PAD.decode(jws.signature) {
                 Ok(sig) if !sig.is_empty() => {
-                    let message = &bytes[..d2];
+                    let message = jws.signing_input;
                     match crypto::verify(alg, &key.key, key.prepared(alg), message, &sig) {
                         Ok(()) => {}
                         Err(VerifyError::Signature) => {
@@ -447,34 +401,6 @@ fn on_unknown_kid(
     Ok(())
 }
 
-fn memchr(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .iter()
-        .position(|b| *b == needle)
-        .map(|i| i + from)
-}
-
-/// The NumericDates accepted: years 1 to 9999. Anything outside is a claim error, not a date
-/// (`exp: 1e300` must not mean "never expires").
-const DATE_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
-
-/// A NumericDate (RFC 7519 §2): a JSON number, possibly with a fraction, within [`DATE_RANGE`].
-pub(crate) fn numeric_date(v: &Value) -> Option<i64> {
-    let n = v.as_number()?;
-    let secs = match n.as_i64() {
-        Some(i) => i,
-        None => {
-            let f = n.as_f64()?.floor();
-            // Checked against the range before the cast, so the cast never saturates.
-            if !(f >= *DATE_RANGE.start() as f64 && f <= *DATE_RANGE.end() as f64) {
-                return None;
-            }
-            f as i64
-        }
-    };
-    DATE_RANGE.contains(&secs).then_some(secs)
-}
-
 fn check_claims(
     cfg: &ConfigInner,
     trust: Option<&Trust>,
@@ -566,7 +492,7 @@ fn check_claims(
 /// Builds the error, with the facts operators need. Only runs on the rejection path.
 fn reject(
     problems: Vec<Problem>,
-    header: &RawHeader<'_>,
+    header: &Header<'_>,
     claims: Option<&ClaimsMap>,
     cfg: &ConfigInner,
     trust: Option<&Trust>,

@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::config::MAX_LEEWAY;
+use crate::clock::numeric_date;
+use crate::clock::MAX_LEEWAY;
 use crate::error::Reason;
-use crate::validate::numeric_date;
 
 use super::explain::Cx;
 use super::time::{human, utc};

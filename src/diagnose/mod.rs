@@ -360,6 +360,25 @@ pub struct Diagnosis {
     checked_against: CheckedAgainst,
 }
 
+impl AuthError {
+    /// The diagnosis of the token, when the layer was built with
+    /// [`TokenAuthLayer::with_diagnosis_in_responses`](crate::TokenAuthLayer::with_diagnosis_in_responses).
+    ///
+    /// ```
+    /// use tower_token_auth::{AuthError, Reason};
+    ///
+    /// assert!(AuthError::new(Reason::Missing).diagnosis().is_none());
+    /// ```
+    pub fn diagnosis(&self) -> Option<&Diagnosis> {
+        self.attachment()?.downcast_ref()
+    }
+
+    /// Attaches a full diagnosis (development option of the layer).
+    pub(crate) fn with_diagnosis(self, diagnosis: Diagnosis) -> Self {
+        self.with_attachment(Box::new(diagnosis))
+    }
+}
+
 impl Diagnosis {
     /// `true` if the service would accept the token (and the required scopes are granted).
     /// Always `false` when the signature was not checked

@@ -7,7 +7,7 @@ use jsonwebtoken::jwk::EllipticCurve;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::keys::Keys;
 
 use super::{

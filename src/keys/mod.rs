@@ -32,7 +32,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// At most this many keys are read from one JWK set.
 pub(crate) const MAX_JWKS_KEYS: usize = 1000;
@@ -854,6 +854,8 @@ pub(crate) enum JwksOrigin {
 /// The usable keys of a JWK set, and how many of its keys were skipped.
 pub(crate) struct ParsedJwks {
     pub(crate) keys: Vec<VerifyingKey>,
+    /// Reported by remote sets (`KeyStatus::skipped`); local sets log each skipped key.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) skipped: usize,
 }
 

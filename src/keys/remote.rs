@@ -63,7 +63,7 @@ use arc_swap::ArcSwapOption;
 
 use super::{parse_jwks, AlgSet, JwksError, JwksOrigin, KeySet, KeyStatus};
 use crate::clock::Clock;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::error::{AuthError, Reason};
 
 /// Options and location of a remote key set; give it to [`Keys::remote`](super::Keys::remote).
@@ -973,7 +973,7 @@ fn parse_max_age(v: &str) -> Option<i64> {
 mod tests {
     use super::{parse_max_age, refresh_delay, AlgSet, Remote};
     use crate::clock::ManualClock;
-    use crate::config::ConfigError;
+    use crate::error::ConfigError;
     use std::sync::Arc;
 
     #[test]

@@ -141,7 +141,7 @@ pub struct MemoryRevocationStore {
 
 /// Entries are kept this long past the `exp` they were given, because the layer accepts a
 /// token until `exp` + leeway (at most [`MAX_LEEWAY`](crate::MAX_LEEWAY)).
-const GRACE: i64 = crate::config::MAX_LEEWAY.as_secs() as i64;
+const GRACE: i64 = crate::clock::MAX_LEEWAY.as_secs() as i64;
 
 impl fmt::Debug for MemoryRevocationStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -310,17 +310,6 @@ pub(crate) struct Revocation {
     pub(crate) store: Arc<dyn RevocationStore>,
     pub(crate) policy: RevocationPolicy,
     pub(crate) retry_after: u64,
-}
-
-pub(crate) fn token_ref(claims: &crate::validate::ClaimsMap) -> TokenRef<'_> {
-    use serde_json::Value;
-    TokenRef {
-        jti: claims.get("jti").and_then(Value::as_str),
-        iss: claims.get("iss").and_then(Value::as_str),
-        sub: claims.get("sub").and_then(Value::as_str),
-        iat: claims.get("iat").and_then(crate::validate::numeric_date),
-        exp: claims.get("exp").and_then(crate::validate::numeric_date),
-    }
 }
 
 /// The revocation answer without awaiting, if there is one.

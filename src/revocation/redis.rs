@@ -115,7 +115,7 @@ pub const DEFAULT_MAX_CACHED: usize = 100_000;
 /// The default time entries outlive the token's `exp`: 5 min, the largest leeway a
 /// configuration can have ([`MAX_LEEWAY`](crate::MAX_LEEWAY)), so a revocation written by any
 /// process covers every reader whatever its leeway.
-pub const DEFAULT_GRACE: Duration = crate::config::MAX_LEEWAY;
+pub const DEFAULT_GRACE: Duration = crate::clock::MAX_LEEWAY;
 /// The default bound of [`connect`](RedisRevocationStoreBuilder::connect): 5 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

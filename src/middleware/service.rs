@@ -10,16 +10,16 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
+use super::future::{CheckFuture, ResponseFuture};
+use super::layer::{Mode, TokenAuthLayer};
 use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
 use crate::claims::{Grants, LayerMarker, VerifiedClaims};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
-use crate::future::{CheckFuture, ResponseFuture};
-use crate::layer::{Mode, TokenAuthLayer};
 use crate::response::Responder;
-use crate::revocation::{token_ref, Local};
+use crate::revocation::Local;
 use crate::source::find_token;
-use crate::validate::{into_claims, validate_step, Accepted, Pending, Step};
+use crate::validate::{into_claims, token_ref, validate_step, Accepted, Pending, Step};
 
 /// The service built by [`TokenAuthLayer`]; see there.
 pub struct TokenAuth<S, T, R> {

@@ -9,9 +9,9 @@ use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
+use super::service::{finish, Checked, Held, SlowOutput};
 use crate::config::AuthConfig;
 use crate::response::Responder;
-use crate::service::{finish, Checked, Held, SlowOutput};
 
 /// A validation that waits for remote keys (boxed: it only exists on the slow path).
 pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = SlowOutput> + Send + 'static>>;

@@ -6,6 +6,12 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
+mod config;
+pub use config::{ClaimError, ConfigError};
+
+/// Seconds a client is told to wait (`Retry-After`) on a 503 when the error does not say.
+pub const DEFAULT_RETRY_AFTER: u64 = 5;
+
 /// The cause of a rejection, with a stable snake_case [`code`](Reason::code).
 ///
 /// The same code is used in the response body (`reason`), in the `tracing` event of every
@@ -336,7 +342,8 @@ struct Inner {
     required_scopes: Option<String>,
     retry_after: Option<u64>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    diagnosis: Option<Box<crate::diagnose::Diagnosis>>,
+    /// A diagnosis attached by the layer (see `diagnose`, which owns its type).
+    diagnosis: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl AuthError {
@@ -443,23 +450,22 @@ impl AuthError {
         self
     }
 
-    /// Attaches a full diagnosis (development option of the layer).
-    pub(crate) fn with_diagnosis(self, diagnosis: crate::diagnose::Diagnosis) -> Self {
+    /// Attaches a diagnosis (the development option of the layer; `diagnose` owns the type).
+    pub(crate) fn with_attachment(self, diagnosis: Box<dyn std::any::Any + Send + Sync>) -> Self {
         let mut inner = match Arc::try_unwrap(self.inner) {
             Ok(inner) => inner,
             Err(shared) => {
                 return AuthError { inner: shared };
             }
         };
-        inner.diagnosis = Some(Box::new(diagnosis));
+        inner.diagnosis = Some(diagnosis);
         AuthError {
             inner: Arc::new(inner),
         }
     }
 
-    /// The diagnosis of the token, when the layer was built with
-    /// [`TokenAuthLayer::with_diagnosis_in_responses`](crate::TokenAuthLayer::with_diagnosis_in_responses).
-    pub fn diagnosis(&self) -> Option<&crate::diagnose::Diagnosis> {
+    /// The attached diagnosis, read back by `diagnose`.
+    pub(crate) fn attachment(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         self.inner.diagnosis.as_deref()
     }
 

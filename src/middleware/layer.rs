@@ -9,10 +9,10 @@ use tower_layer::Layer;
 
 use crate::cache::{CacheStats, TokenCache, DEFAULT_CACHE_CAPACITY};
 
+use super::service::TokenAuth;
 use crate::claims::StandardClaims;
 use crate::config::AuthConfig;
 use crate::response::DefaultResponder;
-use crate::service::TokenAuth;
 
 /// What the layer does with a request that carries no valid token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
