@@ -106,7 +106,7 @@ mod validate;
 pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
-pub use claims::{Claims, Grants, StandardClaims, VerifiedClaims};
+pub use claims::{Claims, StandardClaims, VerifiedClaims};
 pub use config::{
     AuthConfig, AuthConfigBuilder, ClaimError, ConfigError, Issuer, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY,
@@ -119,7 +119,7 @@ pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
 pub use layer::TokenAuthLayer;
 pub use response::{DefaultResponder, Responder};
-pub use scope::{RequireRole, RequireScope};
+pub use scope::{Grants, RequireScope};
 pub use service::TokenAuth;
 
 /// The README's Rust examples, compiled as doc tests.

@@ -11,13 +11,14 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
-use crate::claims::{Grants, LayerMarker, VerifiedClaims};
+use crate::claims::{LayerMarker, VerifiedClaims};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
 use crate::future::{CheckFuture, ResponseFuture};
 use crate::layer::{Mode, TokenAuthLayer};
 use crate::response::Responder;
 use crate::revocation::{token_ref, Local};
+use crate::scope::Grants;
 use crate::source::find_token;
 use crate::validate::{into_claims, validate_step, Accepted, Pending, Step};
 
