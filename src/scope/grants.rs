@@ -12,7 +12,17 @@ use crate::error::{AuthError, Reason};
 ///
 /// Scopes come from `scope` (space-separated) and `scp` (a string or an array); roles from the
 /// claim path set with [`AuthConfigBuilder::roles_claim`](crate::AuthConfigBuilder::roles_claim)
-/// (default `roles`), e.g. `realm_access.roles` for Keycloak or `groups`.
+/// (default `roles`), e.g. `realm_access.roles` for Keycloak or `groups`. Cheap to clone
+/// (shared). Outside axum, read them from the request extensions:
+///
+/// ```
+/// use tower_token_auth::Grants;
+///
+/// fn is_admin(req: &http::Request<()>) -> bool {
+///     req.extensions().get::<Grants>().is_some_and(|g| g.has_role("admin"))
+/// }
+/// # assert!(!is_admin(&http::Request::new(())));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grants {
     inner: Arc<GrantsInner>,
@@ -25,7 +35,15 @@ struct GrantsInner {
 }
 
 impl Grants {
-    /// Grants with these scopes and roles.
+    /// Grants with these scopes and roles (for tests and checks outside the layer).
+    ///
+    /// ```
+    /// use tower_token_auth::Grants;
+    ///
+    /// let grants = Grants::new(["orders:read"], ["admin"]);
+    /// assert_eq!(grants.scopes(), ["orders:read"]);
+    /// assert_eq!(grants.roles(), ["admin"]);
+    /// ```
     pub fn new(
         scopes: impl IntoIterator<Item = impl Into<String>>,
         roles: impl IntoIterator<Item = impl Into<String>>,
@@ -38,6 +56,8 @@ impl Grants {
         }
     }
 
+    /// Reads the grants from verified claims: scopes from `scope` and `scp`, roles from the
+    /// claim path (`roles` when empty).
     pub(crate) fn from_claims(claims: &Map<String, Value>, roles_path: &[String]) -> Self {
         // RFC 6749 §3.3: scopes are separated by spaces (%x20) only; a tab or a newline is part
         // of a (then unknown) scope, not a separator. Array entries are taken whole.
@@ -86,22 +106,50 @@ impl Grants {
         }
     }
 
-    /// The scopes.
+    /// The scopes, from `scope` then `scp`.
+    ///
+    /// ```
+    /// use tower_token_auth::Grants;
+    ///
+    /// assert_eq!(Grants::new(["a", "b"], Vec::<String>::new()).scopes(), ["a", "b"]);
+    /// ```
     pub fn scopes(&self) -> &[String] {
         &self.inner.scopes
     }
 
-    /// The roles.
+    /// The roles, from the configured claim path.
+    ///
+    /// ```
+    /// use tower_token_auth::Grants;
+    ///
+    /// assert_eq!(Grants::new(Vec::<String>::new(), ["ops"]).roles(), ["ops"]);
+    /// ```
     pub fn roles(&self) -> &[String] {
         &self.inner.roles
     }
 
     /// `true` if the token has this scope.
+    ///
+    /// ```
+    /// use tower_token_auth::Grants;
+    ///
+    /// let grants = Grants::new(["orders:read"], ["orders:write"]);
+    /// assert!(grants.has_scope("orders:read"));
+    /// assert!(!grants.has_scope("orders:write")); // a role, not a scope
+    /// ```
     pub fn has_scope(&self, scope: &str) -> bool {
         self.inner.scopes.iter().any(|s| s == scope)
     }
 
     /// `true` if the token has this role.
+    ///
+    /// ```
+    /// use tower_token_auth::Grants;
+    ///
+    /// let grants = Grants::new(["admin"], ["ops"]);
+    /// assert!(grants.has_role("ops"));
+    /// assert!(!grants.has_role("admin")); // a scope, not a role
+    /// ```
     pub fn has_role(&self, role: &str) -> bool {
         self.inner.roles.iter().any(|r| r == role)
     }
