@@ -374,6 +374,8 @@ fn log_unauthenticated(err: &AuthError, parts: &Parts, requirement: &Requirement
     let path = parts.uri.path();
     let required = requirement.items.join(" ");
     if parts.extensions.get::<LayerMarker>().is_none() {
+        // The text is unchanged since `RequireRole` became `RequireScope::all_roles`/`any_roles`
+        // (issue 11): log searches and alerts may match it.
         tracing::error!(
             target: "tower_token_auth",
             reason = err.reason().code(),
