@@ -30,8 +30,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use subtle::ConstantTimeEq;
 
-use crate::claims::Grants;
 use crate::revocation::TokenRef;
+use crate::scope::Grants;
 use crate::validate::ClaimsMap;
 
 /// Default number of slots.

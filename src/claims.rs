@@ -204,106 +204,6 @@ impl StandardClaims {
     }
 }
 
-/// The scopes and roles of the verified token, put in the request extensions by the layer for
-/// [`RequireScope`](crate::scope::RequireScope) and handler-side checks.
-///
-/// Scopes come from `scope` (space-separated) and `scp` (a string or an array); roles from the
-/// claim path set with [`AuthConfigBuilder::roles_claim`](crate::AuthConfigBuilder::roles_claim)
-/// (default `roles`), e.g. `realm_access.roles` for Keycloak or `groups`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Grants {
-    inner: Arc<GrantsInner>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct GrantsInner {
-    scopes: Vec<String>,
-    roles: Vec<String>,
-}
-
-impl Grants {
-    /// Grants with these scopes and roles.
-    pub fn new(
-        scopes: impl IntoIterator<Item = impl Into<String>>,
-        roles: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        Grants {
-            inner: Arc::new(GrantsInner {
-                scopes: scopes.into_iter().map(Into::into).collect(),
-                roles: roles.into_iter().map(Into::into).collect(),
-            }),
-        }
-    }
-
-    pub(crate) fn from_claims(claims: &Map<String, Value>, roles_path: &[String]) -> Self {
-        // RFC 6749 §3.3: scopes are separated by spaces (%x20) only; a tab or a newline is part
-        // of a (then unknown) scope, not a separator. Array entries are taken whole.
-        let words = |s: &str| {
-            s.split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let mut scopes = Vec::new();
-        if let Some(Value::String(s)) = claims.get("scope") {
-            scopes.extend(words(s));
-        }
-        match claims.get("scp") {
-            Some(Value::String(s)) => scopes.extend(words(s)),
-            Some(Value::Array(list)) => scopes.extend(
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .filter(|w| !w.is_empty())
-                    .map(str::to_owned),
-            ),
-            _ => {}
-        }
-        let mut node = Some(claims.get(roles_path.first().map(String::as_str).unwrap_or("roles")));
-        for seg in roles_path.iter().skip(1) {
-            node = node.map(|n| n.and_then(|v| v.get(seg.as_str())));
-        }
-        let roles = match node.flatten() {
-            Some(Value::String(s)) => words(s),
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        };
-        if scopes.is_empty() && roles.is_empty() {
-            // Shared: a token without scopes or roles allocates nothing here.
-            static EMPTY: std::sync::OnceLock<Arc<GrantsInner>> = std::sync::OnceLock::new();
-            return Grants {
-                inner: Arc::clone(EMPTY.get_or_init(Default::default)),
-            };
-        }
-        Grants {
-            inner: Arc::new(GrantsInner { scopes, roles }),
-        }
-    }
-
-    /// The scopes.
-    pub fn scopes(&self) -> &[String] {
-        &self.inner.scopes
-    }
-
-    /// The roles.
-    pub fn roles(&self) -> &[String] {
-        &self.inner.roles
-    }
-
-    /// `true` if the token has this scope.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.inner.scopes.iter().any(|s| s == scope)
-    }
-
-    /// `true` if the token has this role.
-    pub fn has_role(&self, role: &str) -> bool {
-        self.inner.roles.iter().any(|r| r == role)
-    }
-}
-
 /// The verified claims of the request's token, as the layer puts them in the request
 /// extensions (shared, cheap to clone). Read them from there outside axum, e.g. in a tonic
 /// handler or a plain `service_fn`:
@@ -363,11 +263,12 @@ mod extract {
     use super::{Claims, LayerMarker};
     use crate::error::{AuthError, Reason};
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-    use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
-    use http::StatusCode;
 
     /// Why [`Claims`] could not be extracted.
+    ///
+    /// It is an axum response: 401 with the default problem response for `Unauthenticated`,
+    /// 500 with the message for the others.
     #[derive(Debug)]
     #[non_exhaustive]
     pub enum ClaimsRejection {
@@ -409,20 +310,6 @@ mod extract {
     }
 
     impl std::error::Error for ClaimsRejection {}
-
-    impl IntoResponse for ClaimsRejection {
-        fn into_response(self) -> Response {
-            match self {
-                ClaimsRejection::Unauthenticated { error, realm } => {
-                    crate::response::problem_response(&error, realm.as_deref())
-                }
-                other => {
-                    tracing::error!(target: "tower_token_auth", "{other}");
-                    (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()).into_response()
-                }
-            }
-        }
-    }
 
     fn lookup<T: Clone + Send + Sync + 'static>(
         parts: &Parts,

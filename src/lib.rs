@@ -105,7 +105,7 @@ mod validate;
 pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
-pub use claims::{Claims, Grants, StandardClaims, VerifiedClaims};
+pub use claims::{Claims, StandardClaims, VerifiedClaims};
 pub use clock::{DEFAULT_LEEWAY, MAX_LEEWAY};
 pub use config::{AuthConfig, AuthConfigBuilder, Issuer, DEFAULT_MAX_TOKEN_LEN};
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
@@ -115,7 +115,7 @@ pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
 pub use middleware::{ResponseFuture, TokenAuth, TokenAuthLayer};
 pub use response::{DefaultResponder, Responder};
-pub use scope::{RequireRole, RequireScope};
+pub use scope::{Grants, RequireScope};
 
 /// The README's Rust examples, compiled as doc tests.
 #[cfg(doctest)]

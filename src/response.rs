@@ -263,3 +263,70 @@ fn sanitize(s: &str) -> String {
         .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
         .collect()
 }
+
+/// The axum responses of the crate's errors: built here, so that the errors (and the claims
+/// module) need not know how a response is made.
+#[cfg(feature = "axum")]
+mod axum_responses {
+    use axum_core::response::{IntoResponse, Response};
+    use http::StatusCode;
+
+    use super::problem_response;
+    use crate::claims::ClaimsRejection;
+    use crate::error::AuthError;
+
+    /// An `AuthError` as an axum response: the default problem response
+    /// ([`response::problem_response`](crate::response::problem_response), without realm)
+    /// with the error in the response extensions. Lets handlers return
+    /// `Result<_, AuthError>`; for another body or a realm, map the error yourself.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use tower_token_auth::{AuthError, Reason};
+    ///
+    /// let res = AuthError::insufficient_scope("orders:write").into_response();
+    /// assert_eq!(res.status(), 403);
+    /// assert_eq!(res.extensions().get::<AuthError>().unwrap().reason(), Reason::InsufficientScope);
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    impl IntoResponse for AuthError {
+        fn into_response(self) -> Response {
+            let mut res = problem_response(&self, None);
+            res.extensions_mut().insert(self);
+            res
+        }
+    }
+
+    /// A `ClaimsRejection` as an axum response: `Unauthenticated` is the default problem
+    /// response with the layer's realm; a missing layer or a wrong claims type is a 500 with
+    /// the message (also logged as an error).
+    ///
+    /// ```
+    /// use axum::{body::Body, response::IntoResponse, routing::get, Router};
+    /// use tower::ServiceExt;
+    /// use tower_token_auth::{Claims, StandardClaims};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// async fn me(Claims(c): Claims<StandardClaims>) -> String { c.sub.unwrap_or_default() }
+    /// // No TokenAuthLayer: the extractor rejects with 500 and says why.
+    /// let app: Router = Router::new().route("/me", get(me));
+    /// let req = http::Request::get("/me").body(Body::empty()).unwrap();
+    /// assert_eq!(app.oneshot(req).await.unwrap().status(), 500);
+    /// # }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    impl IntoResponse for ClaimsRejection {
+        fn into_response(self) -> Response {
+            match self {
+                ClaimsRejection::Unauthenticated { error, realm } => {
+                    problem_response(&error, realm.as_deref())
+                }
+                other => {
+                    tracing::error!(target: "tower_token_auth", "{other}");
+                    (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()).into_response()
+                }
+            }
+        }
+    }
+}

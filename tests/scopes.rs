@@ -1,6 +1,7 @@
-//! Scopes and roles: `RequireScope` / `RequireRole` on routes and routers, the exact 403
-//! answer, scopes from `scope` and `scp`, roles from a configured claim path, handler-side
-//! checks with the `Grants` extractor, and the answers when no token was verified.
+//! Scopes and roles: `RequireScope` (`all` / `any`, `all_roles` / `any_roles`) on routes and
+//! routers, the exact 403 answer, scopes from `scope` and `scp`, roles from a configured claim
+//! path, handler-side checks with the `Grants` extractor, and the answers when no token was
+//! verified.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -18,8 +19,7 @@ use serde_json::{json, Value};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_token_auth::testing::TestKey;
 use tower_token_auth::{
-    AuthConfig, AuthConfigBuilder, AuthError, Grants, Reason, RequireRole, RequireScope,
-    TokenAuthLayer,
+    AuthConfig, AuthConfigBuilder, AuthError, Grants, Reason, RequireScope, TokenAuthLayer,
 };
 
 const DESCRIPTION: &str = "The token lacks the scope this resource requires.";
@@ -387,11 +387,11 @@ fn roles_app(cfg: AuthConfig) -> Router {
     Router::new()
         .route(
             "/ops",
-            get(|| async { "ops" }).layer(RequireRole::any(["admin", "ops"])),
+            get(|| async { "ops" }).layer(RequireScope::any_roles(["admin", "ops"])),
         )
         .route(
             "/payouts",
-            get(|| async { "payouts" }).layer(RequireRole::all(["finance", "approver"])),
+            get(|| async { "payouts" }).layer(RequireScope::all_roles(["finance", "approver"])),
         )
         .layer(TokenAuthLayer::new(cfg))
 }
@@ -466,7 +466,7 @@ async fn scope_and_role_layers_stack() {
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .route_layer(RequireScope::all(["payouts:read"]))
-        .route_layer(RequireRole::all(["finance"]))
+        .route_layer(RequireScope::all_roles(["finance"]))
         .layer(TokenAuthLayer::new(config(&key)));
     let both = token(
         &key,

@@ -13,11 +13,12 @@ use tower_service::Service;
 use super::future::{CheckFuture, ResponseFuture};
 use super::layer::{Mode, TokenAuthLayer};
 use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
-use crate::claims::{Grants, LayerMarker, VerifiedClaims};
+use crate::claims::{LayerMarker, VerifiedClaims};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
 use crate::response::Responder;
 use crate::revocation::Local;
+use crate::scope::Grants;
 use crate::source::find_token;
 use crate::validate::{into_claims, token_ref, validate_step, Accepted, Pending, Step};
 
