@@ -11,8 +11,8 @@ use crate::config::ConfigError;
 use crate::keys::Keys;
 
 use super::{
-    BuildError, Generation, IssueError, IssuedToken, Planned, Session, TokenIssuer, TokenPair,
-    ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
+    BuildError, Generation, IssueError, IssuedToken, TokenIssuer, TokenPair, ACCESS_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
 };
 
 #[derive(Clone)]
@@ -186,6 +186,23 @@ impl Signer {
             .map_err(|e| IssueError::Crypto(e.to_string()))?;
         Ok(format!("{message}.{}", b64(&sig)))
     }
+}
+
+/// What a new generation carries over from the previous one.
+pub(super) struct Session<'a> {
+    pub(super) subject: &'a str,
+    pub(super) client_id: &'a str,
+    pub(super) auth_time: i64,
+    pub(super) extra: &'a Map<String, Value>,
+    pub(super) family: &'a str,
+}
+
+/// A generation ready to be recorded, then signed.
+pub(super) struct Planned {
+    pub(super) generation: Generation,
+    access: Map<String, Value>,
+    refresh: Map<String, Value>,
+    now: i64,
 }
 
 pub(super) fn random_id() -> Result<String, IssueError> {
