@@ -11,7 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::revocation::RevocationStore;
 use crate::{AuthConfig, ConfigError};
 
-use super::mint::{KeyInput, Signer};
+use super::mint::{install_default_provider, KeyInput, Signer};
 use super::token_issuer::IssuerInner;
 use super::{
     BuildError, MemoryRefreshStore, RefreshStore, TokenIssuer, DEFAULT_ACCESS_TTL,
@@ -191,7 +191,7 @@ impl TokenIssuerBuilder {
     /// algorithm of another key type, a zero lifetime, no issuer or audience, a short HMAC
     /// secret.
     pub fn build(self) -> Result<TokenIssuer, BuildError> {
-        crate::crypto::install_default_provider();
+        install_default_provider();
         let key = self.key.clone().ok_or(BuildError::NoKey)?;
         let signer = Signer::new(key, self.algorithm, self.kid.clone())?;
         let issuer = self.issuer.clone().ok_or(ConfigError::NoIssuer)?;
@@ -204,9 +204,7 @@ impl TokenIssuerBuilder {
         if access_ttl < 1 || refresh_ttl <= access_ttl || max_session.is_some_and(|m| m < 1) {
             return Err(BuildError::InvalidTtl);
         }
-        // The signing key must be able to sign with its algorithm.
-        crate::crypto::sign(signer.alg, &signer.encoding, b"probe")
-            .map_err(|_| BuildError::InvalidKey(signer.label))?;
+        signer.check()?;
 
         let clock = SharedClock(Arc::clone(&self.clock));
         let access_base = |revocation: bool| {
