@@ -100,7 +100,8 @@
 
 // One file per seam: errors, what goes in and out (`Login`, `TokenPair`), the builder, the
 // issuer's operations (issue, refresh with rotation and reuse detection, logout), minting
-// (keys, claims, signing) and the refresh store.
+// (keys, claims, signing) and the refresh store. The issuer uses the crate through its public
+// API only, except the crypto backend in `mint.rs`, so it can become its own crate (issue 11).
 mod builder;
 mod error;
 mod login;
