@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 use crate::error::AuthError;
-pub(crate) use crate::error::{ClaimError, ConfigError};
+use crate::error::ClaimError;
 use crate::keys::KeyStatus;
 use crate::keys::{AlgSet, KeySource};
 use crate::metadata::BuiltMetadata;

@@ -7,12 +7,15 @@ use jsonwebtoken::jwk::EllipticCurve;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value};
 
-use crate::error::ConfigError;
-use crate::keys::Keys;
+// The crypto backend selected by the crate's features is the issuer's only use of a
+// non-public item of the crate; it is confined to this file so that the issuer could become
+// its own crate with one replacement here.
+use crate::crypto;
+use crate::{ConfigError, Keys};
 
 use super::{
-    BuildError, Generation, IssueError, IssuedToken, Planned, Session, TokenIssuer, TokenPair,
-    ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
+    BuildError, Generation, IssueError, IssuedToken, TokenIssuer, TokenPair, ACCESS_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
 };
 
 #[derive(Clone)]
@@ -30,16 +33,14 @@ pub(super) enum KeyInput {
 
 pub(super) struct Signer {
     pub(super) alg: Algorithm,
-    pub(super) encoding: EncodingKey,
+    encoding: EncodingKey,
     pub(super) kid: Option<String>,
     /// The verification side, pinned to `alg`.
     pub(super) keys: Keys,
     /// The public key as a JWK (asymmetric keys only).
     pub(super) jwk: Option<Value>,
-    pub(super) label: &'static str,
+    label: &'static str,
 }
-
-use crate::keys::RSA_ALGS;
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -51,7 +52,7 @@ impl Signer {
         alg: Option<Algorithm>,
         kid: Option<String>,
     ) -> Result<Signer, BuildError> {
-        let utils = &crate::crypto::provider().key_utils;
+        let utils = &crypto::provider().key_utils;
         let not_for =
             |alg: Algorithm, key: &'static str| BuildError::AlgorithmNotForKey { alg, key };
         let (alg, encoding, jwk, label) = match key {
@@ -96,7 +97,17 @@ impl Signer {
             KeyInput::RsaPem(pem) => {
                 let label = "RSA private key";
                 let alg = alg.unwrap_or(Algorithm::RS256);
-                if !RSA_ALGS.contains(&alg) {
+                // The RSA algorithms of RFC 7518 (the set the crate's `Keys` accept for RSA).
+                let rsa = matches!(
+                    alg,
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
+                );
+                if !rsa {
                     return Err(not_for(alg, label));
                 }
                 let enc =
@@ -168,6 +179,14 @@ impl Signer {
         })
     }
 
+    /// Fails if the key cannot sign with its algorithm, so that `build()` reports it rather
+    /// than the first login.
+    pub(super) fn check(&self) -> Result<(), BuildError> {
+        crypto::sign(self.alg, &self.encoding, b"probe")
+            .map(drop)
+            .map_err(|_| BuildError::InvalidKey(self.label))
+    }
+
     pub(super) fn sign(
         &self,
         typ: &str,
@@ -182,10 +201,33 @@ impl Signer {
         let h = b64(Value::Object(header).to_string().as_bytes());
         let c = b64(Value::Object(claims.clone()).to_string().as_bytes());
         let message = format!("{h}.{c}");
-        let sig = crate::crypto::sign(self.alg, &self.encoding, message.as_bytes())
+        let sig = crypto::sign(self.alg, &self.encoding, message.as_bytes())
             .map_err(|e| IssueError::Crypto(e.to_string()))?;
         Ok(format!("{message}.{}", b64(&sig)))
     }
+}
+
+/// What a new generation carries over from the previous one.
+pub(super) struct Session<'a> {
+    pub(super) subject: &'a str,
+    pub(super) client_id: &'a str,
+    pub(super) auth_time: i64,
+    pub(super) extra: &'a Map<String, Value>,
+    pub(super) family: &'a str,
+}
+
+/// A generation ready to be recorded, then signed.
+pub(super) struct Planned {
+    pub(super) generation: Generation,
+    access: Map<String, Value>,
+    refresh: Map<String, Value>,
+    now: i64,
+}
+
+/// Installs the crate's crypto provider as jsonwebtoken's process default (see
+/// `crate::crypto`), as building an `AuthConfig` does.
+pub(super) fn install_default_provider() {
+    crypto::install_default_provider();
 }
 
 pub(super) fn random_id() -> Result<String, IssueError> {
