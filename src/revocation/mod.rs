@@ -185,19 +185,6 @@ impl MemoryRevocationStore {
         self.entries.load().revokes(token, self.clock.now())
     }
 
-    /// Revokes a token now (synchronous form of [`RevocationStore::revoke_token`]).
-    pub fn revoke(&self, jti: &str, expires_at: i64) {
-        let until = expires_at.saturating_add(GRACE);
-        self.update(|set| set.revoke_token(jti, until));
-    }
-
-    /// Revokes a subject's tokens issued at or before `issued_before` (synchronous form of
-    /// [`RevocationStore::revoke_subject`]).
-    pub fn revoke_all(&self, subject: &str, issued_before: i64, until: i64) {
-        let until = until.saturating_add(GRACE);
-        self.update(|set| set.revoke_subject(subject, issued_before, until));
-    }
-
     /// Drops the entries no longer live, then applies `f`.
     fn update(&self, f: impl Fn(&mut RevocationSet)) {
         let now = self.clock.now();
