@@ -40,16 +40,6 @@ impl RevocationSet {
         self.subjects.len()
     }
 
-    /// `true` if the set holds an entry (live or not) for `jti`.
-    pub(crate) fn has_token(&self, jti: &str) -> bool {
-        self.tokens.contains_key(jti)
-    }
-
-    /// `true` if the set holds an entry (live or not) for `subject`.
-    pub(crate) fn has_subject(&self, subject: &str) -> bool {
-        self.subjects.contains_key(subject)
-    }
-
     /// `true` if a live entry revokes `token` at `now`: its `jti`, or its subject with
     /// [`subject_revokes`].
     pub(crate) fn revokes(&self, token: &TokenRef<'_>, now: i64) -> bool {
@@ -92,6 +82,20 @@ impl RevocationSet {
     pub(crate) fn prune(&mut self, now: i64) {
         self.tokens.retain(|_, until| *until > now);
         self.subjects.retain(|_, (_, until)| *until > now);
+    }
+}
+
+/// What only the Redis store's cache needs (bounded inserts, counts, housekeeping).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl RevocationSet {
+    /// `true` if the set holds an entry (live or not) for `jti`.
+    pub(crate) fn has_token(&self, jti: &str) -> bool {
+        self.tokens.contains_key(jti)
+    }
+
+    /// `true` if the set holds an entry (live or not) for `subject`.
+    pub(crate) fn has_subject(&self, subject: &str) -> bool {
+        self.subjects.contains_key(subject)
     }
 
     /// Entries live at `now`.

@@ -18,6 +18,21 @@ use super::{
 use crate::revocation::RevocationError;
 
 /// Options of a [`RedisRevocationStore`]; start with [`RedisRevocationStore::builder`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use tower_token_auth::revocation::RedisRevocationStore;
+///
+/// let store = RedisRevocationStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("orders:")
+///     .timeout(Duration::from_millis(100))
+///     .max_cached(10_000)
+///     .connect()
+///     .await?;
+/// assert!(store.is_synced());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 #[must_use = "call .connect().await"]
 pub struct RedisRevocationStoreBuilder {

@@ -34,6 +34,7 @@ pub(super) struct Follower {
     last_prune: Instant,
 }
 
+/// One subscription: the sink (subscribe, ping) and the stream of messages.
 pub(super) type Session = (PubSubSink, PubSubStream);
 
 fn redis_error(e: ::redis::RedisError) -> RevocationError {
@@ -41,6 +42,7 @@ fn redis_error(e: ::redis::RedisError) -> RevocationError {
 }
 
 impl Follower {
+    /// A follower of `shared`'s channel; nothing happens until [`subscribe`](Self::subscribe).
     pub(super) fn new(
         shared: Arc<Shared>,
         client: Client,
@@ -314,5 +316,38 @@ mod tests {
     #[test]
     fn glob_characters_are_escaped() {
         assert_eq!(glob_escape("a*b?[c]"), "a\\*b\\?\\[c\\]");
+    }
+
+    #[test]
+    fn scanned_keys_read_back_as_entries() {
+        let token = |until| {
+            Some(Entry::Token {
+                jti: "a".into(),
+                until,
+            })
+        };
+        let ttl = |ms| Value::Int(ms);
+        assert_eq!(
+            entry_of("p:", b"p:jti:a", Value::Nil, ttl(1500), 1000),
+            token(1002)
+        );
+        assert_eq!(
+            entry_of("p:", b"p:jti:a", Value::Nil, ttl(-1), 1000),
+            token(MAX_INSTANT)
+        );
+        assert_eq!(entry_of("p:", b"p:jti:a", Value::Nil, ttl(-2), 1000), None); // gone
+        assert_eq!(
+            entry_of("q:", b"p:jti:a", Value::Nil, ttl(1500), 1000),
+            None
+        );
+        let cut_off = Value::BulkString(b"42".to_vec());
+        assert_eq!(
+            entry_of("p:", b"p:sub:alice", cut_off, ttl(1000), 1000),
+            Some(Entry::Subject {
+                sub: "alice".into(),
+                before: 42,
+                until: 1001,
+            })
+        );
     }
 }

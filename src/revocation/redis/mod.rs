@@ -89,14 +89,13 @@
 //! store.revoke_subject("alice", now, now + 3600).await?;
 //! # drop(layer); Ok(()) }
 //! ```
-//!
-//! # Where the code is
-//!
-//! - `builder.rs`: [`RedisRevocationStoreBuilder`] and `connect`;
-//! - `store.rs`: [`RedisRevocationStore`], the request-path reads and the writes;
-//! - `follower.rs`: the background task (subscription, priming, reconnection);
-//! - this file: the defaults, the published message and the local cache, which is a
-//!   `RevocationSet` (shared with the memory store) plus a completeness flag.
+
+// Where the code is:
+// - builder.rs: `RedisRevocationStoreBuilder` and `connect`;
+// - store.rs: `RedisRevocationStore`, the request-path reads and the writes;
+// - follower.rs: the background task (subscription, priming, reconnection);
+// - this file: the defaults, the published message and the local cache, which is a
+//   `RevocationSet` (shared with the memory store, see ../set.rs) plus a completeness flag.
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
