@@ -8,7 +8,7 @@ use axum::{body::Body, routing::get, Router};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_token_auth::clock::ManualClock;
-use tower_token_auth::revocation::MemoryRevocationStore;
+use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_token_auth::testing::TestKey;
 use tower_token_auth::{AuthConfig, AuthError, Reason, TokenAuthLayer};
 
@@ -144,7 +144,7 @@ async fn revocation_is_consulted_on_hits() {
     assert_eq!(send(&app, &t).await.0, StatusCode::OK);
     assert_eq!(send(&app, &t).await.0, StatusCode::OK);
     assert_eq!(layer.cache_stats().hits, 1);
-    store.revoke("t1", NOW + 60);
+    store.revoke_token("t1", NOW + 60).await.unwrap();
     assert_eq!(
         send(&app, &t).await,
         (StatusCode::UNAUTHORIZED, Some(Reason::Revoked))

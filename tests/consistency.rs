@@ -89,7 +89,7 @@ use serde_json::{Map, Value};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_token_auth::clock::{Clock, ManualClock};
 use tower_token_auth::keys::remote::Remote;
-use tower_token_auth::revocation::MemoryRevocationStore;
+use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_token_auth::testing::{MockIssuer, TestKey};
 use tower_token_auth::{AuthConfig, AuthError, ClaimError, Keys, Reason, StandardClaims};
 use tower_token_auth::{TokenAuthLayer, DEFAULT_CACHE_CAPACITY};
@@ -471,10 +471,16 @@ impl World {
                 self.failing = on;
                 self.idp.set_failing(on);
             }
-            Op::RevokeJti => self.store.revoke("j-revocable", T0 + LIFE),
+            Op::RevokeJti => self
+                .store
+                .revoke_token("j-revocable", T0 + LIFE)
+                .await
+                .map_err(|e| e.to_string())?,
             Op::RevokeSubject => self
                 .store
-                .revoke_all("carol", self.clock.now() + 1, T0 + LIFE),
+                .revoke_subject("carol", self.clock.now() + 1, T0 + LIFE)
+                .await
+                .map_err(|e| e.to_string())?,
             Op::Tenant(name, disabled) => {
                 let mut set = self.disabled.lock().unwrap();
                 if disabled {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tower_token_auth::clock::ManualClock;
 use tower_token_auth::diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
 use tower_token_auth::keys::remote::Remote;
-use tower_token_auth::revocation::MemoryRevocationStore;
+use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_token_auth::testing::{TestKey, TokenBuilder};
 use tower_token_auth::{Algorithm, AuthConfig, AuthConfigBuilder, ClaimError, Keys, Reason};
 
@@ -684,7 +684,7 @@ async fn scp_array_grants_the_required_scopes() {
 async fn revoked_token_names_its_jti() {
     let key = hs256();
     let store = std::sync::Arc::new(MemoryRevocationStore::with_clock(ManualClock::at(NOW)));
-    store.revoke("jti-7", NOW + 3600);
+    store.revoke_token("jti-7", NOW + 3600).await.unwrap();
     let cfg = builder(key.keys())
         .revocation(store.clone())
         .build()

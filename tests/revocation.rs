@@ -71,7 +71,7 @@ async fn a_revoked_jti_is_rejected_and_others_pass() {
     let a = token(&key, "a", "alice", NOW);
     let b = token(&key, "b", "alice", NOW);
     assert_eq!(send(&app, &a).await.0, StatusCode::OK);
-    store.revoke("a", NOW + 300);
+    store.revoke_token("a", NOW + 300).await.unwrap();
     assert_eq!(
         send(&app, &a).await,
         (StatusCode::UNAUTHORIZED, Some(Reason::Revoked), None)
@@ -96,11 +96,11 @@ async fn logout_everywhere_revokes_older_tokens_of_the_subject_only() {
     assert_eq!(send(&app, &bob).await.0, StatusCode::OK);
 }
 
-#[test]
-fn entries_leave_when_the_token_would_have_expired() {
+#[tokio::test]
+async fn entries_leave_when_the_token_would_have_expired() {
     let clock = ManualClock::at(NOW);
     let store = MemoryRevocationStore::with_clock(clock.clone());
-    store.revoke("a", NOW + 10);
+    store.revoke_token("a", NOW + 10).await.unwrap();
     let t = TokenRef {
         jti: Some("a"),
         iss: None,
@@ -114,7 +114,7 @@ fn entries_leave_when_the_token_would_have_expired() {
     assert!(store.lookup(&t));
     clock.advance(std::time::Duration::from_secs(2));
     assert!(!store.lookup(&t));
-    store.revoke("b", NOW + 1000); // a write drops expired entries
+    store.revoke_token("b", NOW + 1000).await.unwrap(); // a write drops expired entries
     assert_eq!(store.len(), 1);
 }
 
@@ -178,7 +178,7 @@ async fn validate_outside_http_consults_the_store() {
         .build()
         .unwrap();
     let t = token(&key, "z", "s", NOW);
-    store.revoke("z", NOW + 60);
+    store.revoke_token("z", NOW + 60).await.unwrap();
     let err = cfg
         .validate::<tower_token_auth::StandardClaims>(&t)
         .await

@@ -63,7 +63,7 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_token_auth::clock::ManualClock;
-use tower_token_auth::revocation::MemoryRevocationStore;
+use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_token_auth::testing::TestKey;
 use tower_token_auth::{AuthConfig, AuthError, Reason, TokenAuthLayer};
 
@@ -736,7 +736,10 @@ fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
             "warm_revoked" => warm(
                 name,
                 "warm-3",
-                &|_, store| store.revoke("warm-3", i64::MAX / 2),
+                &|_, store| {
+                    rt.block_on(store.revoke_token("warm-3", i64::MAX / 2))
+                        .expect("the memory store answers")
+                },
                 Expect::Reject(Reason::Revoked),
             ),
             other => unreachable!("{other}"),

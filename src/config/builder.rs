@@ -224,8 +224,9 @@ impl AuthConfigBuilder {
     /// tokens from your logout handlers.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use std::sync::Arc;
-    /// use tower_token_auth::revocation::MemoryRevocationStore;
+    /// use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
     /// use tower_token_auth::{AuthConfig, Keys};
     ///
     /// let revoked = Arc::new(MemoryRevocationStore::new());
@@ -236,7 +237,8 @@ impl AuthConfigBuilder {
     ///     .revocation(revoked.clone())
     ///     .build()
     ///     .unwrap();
-    /// revoked.revoke("jti-of-the-token", 2_000_000_000);
+    /// revoked.revoke_token("jti-of-the-token", 2_000_000_000).await.unwrap();
+    /// # }
     /// ```
     pub fn revocation(mut self, store: impl RevocationStore) -> Self {
         self.revocation = Some(Arc::new(store));

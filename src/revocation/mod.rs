@@ -15,7 +15,6 @@
 //! A store must bound its own waits (the Redis store has a timeout, default 200 ms): a request
 //! never waits on a slow store longer than that.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -25,9 +24,12 @@ use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, SystemClock};
 
+use self::set::RevocationSet;
+
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod set;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisRevocationStore, RedisRevocationStoreBuilder};
 
@@ -112,14 +114,6 @@ pub enum RevocationPolicy {
     FailOpen,
 }
 
-#[derive(Default, Clone)]
-struct Entries {
-    /// `jti` → expiry.
-    tokens: HashMap<String, i64>,
-    /// subject → (issued-before cut-off, expiry).
-    subjects: HashMap<String, (i64, i64)>,
-}
-
 /// Revocations kept in this process; see the [module docs](self). An entry is kept until the
 /// expiry it was given plus 5 minutes (the largest leeway the layer allows), so a revoked token
 /// is never accepted again within the leeway.
@@ -135,7 +129,8 @@ struct Entries {
 /// # }
 /// ```
 pub struct MemoryRevocationStore {
-    entries: ArcSwap<Entries>,
+    /// Kept until the instant given plus `GRACE`.
+    entries: ArcSwap<RevocationSet>,
     clock: Arc<dyn Clock>,
 }
 
@@ -147,8 +142,8 @@ impl fmt::Debug for MemoryRevocationStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.entries.load();
         f.debug_struct("MemoryRevocationStore")
-            .field("tokens", &e.tokens.len())
-            .field("subjects", &e.subjects.len())
+            .field("tokens", &e.tokens())
+            .field("subjects", &e.subjects())
             .finish()
     }
 }
@@ -168,7 +163,7 @@ impl MemoryRevocationStore {
     /// An empty store whose expiry uses `clock` (give it the configuration's clock in tests).
     pub fn with_clock(clock: impl Clock) -> Self {
         MemoryRevocationStore {
-            entries: ArcSwap::from_pointee(Entries::default()),
+            entries: ArcSwap::from_pointee(RevocationSet::default()),
             clock: Arc::new(clock),
         }
     }
@@ -176,8 +171,7 @@ impl MemoryRevocationStore {
     /// Revoked tokens and subjects currently kept (expired entries are dropped on the next
     /// write).
     pub fn len(&self) -> usize {
-        let e = self.entries.load();
-        e.tokens.len() + e.subjects.len()
+        self.entries.load().len()
     }
 
     /// `true` if nothing is revoked.
@@ -185,59 +179,20 @@ impl MemoryRevocationStore {
         self.len() == 0
     }
 
-    /// The answer for a token, from memory.
+    /// The answer for a token, from memory (what [`check_local`](RevocationStore::check_local)
+    /// answers, without the `Option`).
     pub fn lookup(&self, token: &TokenRef<'_>) -> bool {
-        let now = self.clock.now();
-        let e = self.entries.load();
-        if let Some(jti) = token.jti {
-            if e.tokens
-                .get(jti)
-                .is_some_and(|exp| exp.saturating_add(GRACE) > now)
-            {
-                return true;
-            }
-        }
-        if let Some(sub) = token.sub {
-            if let Some((before, until)) = e.subjects.get(sub) {
-                if until.saturating_add(GRACE) > now {
-                    // A token without `iat` cannot show it came after the cut-off.
-                    return token.iat.is_none_or(|iat| iat <= *before);
-                }
-            }
-        }
-        false
+        self.entries.load().revokes(token, self.clock.now())
     }
 
-    fn update(&self, f: impl Fn(&mut Entries)) {
+    /// Drops the entries no longer live, then applies `f`.
+    fn update(&self, f: impl Fn(&mut RevocationSet)) {
         let now = self.clock.now();
         self.entries.rcu(|old| {
-            let mut next = Entries::clone(old);
-            next.tokens.retain(|_, exp| exp.saturating_add(GRACE) > now);
-            next.subjects
-                .retain(|_, (_, until)| until.saturating_add(GRACE) > now);
+            let mut next = RevocationSet::clone(old);
+            next.prune(now);
             f(&mut next);
             next
-        });
-    }
-
-    /// Revokes a token now (synchronous form of [`RevocationStore::revoke_token`]).
-    pub fn revoke(&self, jti: &str, expires_at: i64) {
-        self.update(|e| {
-            let exp = e.tokens.entry(jti.to_owned()).or_insert(expires_at);
-            *exp = (*exp).max(expires_at);
-        });
-    }
-
-    /// Revokes a subject's tokens issued at or before `issued_before` (synchronous form of
-    /// [`RevocationStore::revoke_subject`]).
-    pub fn revoke_all(&self, subject: &str, issued_before: i64, until: i64) {
-        self.update(|e| {
-            let entry = e
-                .subjects
-                .entry(subject.to_owned())
-                .or_insert((issued_before, until));
-            entry.0 = entry.0.max(issued_before);
-            entry.1 = entry.1.max(until);
         });
     }
 }
@@ -260,7 +215,9 @@ impl RevocationStore for MemoryRevocationStore {
         jti: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.revoke(jti, expires_at);
+        // Applied now: the future only reports success.
+        let until = expires_at.saturating_add(GRACE);
+        self.update(|set| set.revoke_token(jti, until));
         Box::pin(async { Ok(()) })
     }
 
@@ -270,7 +227,9 @@ impl RevocationStore for MemoryRevocationStore {
         issued_before: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.revoke_all(subject, issued_before, until);
+        // Applied now: the future only reports success.
+        let until = until.saturating_add(GRACE);
+        self.update(|set| set.revoke_subject(subject, issued_before, until));
         Box::pin(async { Ok(()) })
     }
 }
