@@ -66,6 +66,21 @@
 //! layer, one token each, about 1–2 KiB per entry. Size it or turn it off with
 //! [`TokenAuthLayer::cache_capacity`]; read its counters with [`TokenAuthLayer::cache_stats`].
 //!
+//! # How a request is checked, file by file
+//!
+//! | step | file |
+//! |---|---|
+//! | the layer, the service, the response future | `src/middleware/` (`layer.rs`, `service.rs`, `future.rs`) |
+//! | find the token | `src/source.rs` |
+//! | the pipeline: every step below, in order, for every entrance (layer, gRPC, [`AuthConfig::validate`], [`diagnose()`]) | `src/pipeline.rs` |
+//! | the verified-token cache | `src/cache.rs` |
+//! | the compact JWS: segments and header | `src/jws.rs` |
+//! | keys (static, remote), signature, claims, user checks | `src/validate.rs`, `src/keys/`, `src/crypto.rs` |
+//! | revocation | `src/revocation/` |
+//! | the answer: status, challenge, problem body | `src/response.rs`, `src/error/` |
+//!
+//! Imports go one way (`scripts/module-graph.py` lists the edges and fails on a cycle).
+//!
 //! # Where to read on
 //!
 //! - [`AuthConfigBuilder`]: every setting and its default.
@@ -93,6 +108,7 @@ pub mod keys;
 pub mod metadata;
 pub mod metrics;
 mod middleware;
+mod pipeline;
 pub mod response;
 pub mod revocation;
 pub mod scope;

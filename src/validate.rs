@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::clock::numeric_date;
-use crate::config::{type_matches, AuthConfig, ConfigInner, Trust};
+use crate::config::{type_matches, ConfigInner, Trust};
 use crate::crypto::{self, VerifyError};
 use crate::error::{cap, AuthError, Problem, Reason, TokenFacts};
 use crate::jws::{self, Header};
@@ -51,41 +51,6 @@ impl<'de> Deserialize<'de> for UniqueClaims {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-/// `AuthConfig::validate` lives with the validation it runs, so `config` does not depend on
-/// `validate` (which reads the configuration).
-impl AuthConfig {
-    /// Validates a token outside HTTP (websockets, gRPC interceptors, tests) and returns its
-    /// claims as `T`.
-    ///
-    /// Runs exactly the checks the layer runs. A token whose claims do not deserialize into
-    /// `T` is rejected as `invalid_claim`.
-    ///
-    /// # Errors
-    ///
-    /// The [`AuthError`] the layer would have answered with.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use tower_token_auth::{AuthConfig, Keys, Reason, StandardClaims};
-    ///
-    /// let cfg = AuthConfig::builder()
-    ///     .keys(Keys::hmac(b"0123456789abcdef0123456789abcdef"))
-    ///     .issuer("https://issuer.example")
-    ///     .audience("api")
-    ///     .build()
-    ///     .unwrap();
-    /// let err = cfg.validate::<StandardClaims>("not-a-jwt").await.unwrap_err();
-    /// assert_eq!(err.reason(), Reason::Malformed);
-    /// # }
-    /// ```
-    pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
-        let claims = validate(&self.inner, token)
-            .await
-            .map_err(|e| e.with_fingerprint(token))?;
-        into_claims(claims)
     }
 }
 
@@ -146,30 +111,6 @@ pub(crate) enum Step {
     /// Keys must be fetched first; run the pending work, then validate again with
     /// `may_fetch: false`.
     Wait(Pending),
-}
-
-/// Validates `token` against the configuration and returns its claims, fetching remote keys
-/// when needed.
-pub(crate) async fn validate(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
-    let claims = match validate_step(cfg, token, true) {
-        Step::Done(r) => r?.claims,
-        Step::Wait(pending) => {
-            pending.run().await;
-            match validate_step(cfg, token, false) {
-                Step::Done(r) => r?.claims,
-                Step::Wait(_) => return Err(AuthError::new(Reason::KeysUnavailable)),
-            }
-        }
-    };
-    if let Some(rev) = &cfg.revocation {
-        let token = token_ref(&claims);
-        match rev.local(&token) {
-            crate::revocation::Local::Pass => {}
-            crate::revocation::Local::Reject(e) => return Err(e),
-            crate::revocation::Local::Ask => rev.ask(token).await?,
-        }
-    }
-    Ok(claims)
 }
 
 /// One synchronous pass. With `may_fetch`, a pass that needs remote keys returns

@@ -94,3 +94,54 @@ async fn test_key_jwks_verify_their_tokens() {
         cfg.validate::<StandardClaims>(&tok).await.unwrap();
     }
 }
+
+fn plain_service() -> tower_token_auth::TokenAuth<
+    tower::util::ServiceFn<
+        fn(
+            Request<String>,
+        ) -> std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>>,
+    >,
+    StandardClaims,
+    tower_token_auth::DefaultResponder,
+> {
+    fn ok(
+        _: Request<String>,
+    ) -> std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>> {
+        std::future::ready(Ok(http::Response::new(Body::from("ok"))))
+    }
+    let cfg = AuthConfig::builder()
+        .keys(TestKey::hs256().keys())
+        .issuer("iss")
+        .audience("aud")
+        .build()
+        .unwrap();
+    tower::Layer::layer(
+        &TokenAuthLayer::new(cfg),
+        tower::service_fn(ok as fn(_) -> _),
+    )
+}
+
+#[test]
+fn the_inner_service_is_reachable() {
+    let mut svc = plain_service();
+    let _: &_ = svc.get_ref();
+    let _: &mut _ = svc.get_mut();
+    let _inner = svc.into_inner();
+}
+
+#[test]
+#[should_panic(expected = "ResponseFuture polled after completion")]
+fn a_response_future_polled_after_completion_panics() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use tower::Service;
+
+    let mut svc = plain_service();
+    let mut fut = Box::pin(svc.call(Request::new(String::new())));
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(res)) => assert_eq!(res.status(), StatusCode::UNAUTHORIZED),
+        other => panic!("expected a ready rejection, got {:?}", other.is_ready()),
+    }
+    let _ = fut.as_mut().poll(&mut cx);
+}

@@ -149,7 +149,7 @@ pub async fn diagnose_with(
     // What the service would answer for the text as sent, and the problems of the repaired
     // token (the same text when nothing needed repairing).
     let clean_result = match &input.clean {
-        Some(clean) => Some(check(clean, crate::validate::validate(cfg, clean).await)),
+        Some(clean) => Some(check(clean, crate::pipeline::verify(cfg, clean).await)),
         None => None,
     };
     let sent_error: Option<AuthError> = if input.defects.is_empty() {
@@ -157,10 +157,7 @@ pub async fn diagnose_with(
             .as_ref()
             .and_then(|r| r.as_ref().err().cloned())
     } else {
-        let sent = check(
-            &input.sent,
-            crate::validate::validate(cfg, &input.sent).await,
-        );
+        let sent = check(&input.sent, crate::pipeline::verify(cfg, &input.sent).await);
         match sent {
             Err(e) => Some(e),
             // Without a key, a text with defects may show no other problem: the defects

@@ -9,16 +9,20 @@ use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::service::{finish, Checked, Held, SlowOutput};
-use crate::config::AuthConfig;
+use super::service::{finish, Admitted, Held};
 use crate::response::Responder;
 
-/// A validation that waits for remote keys (boxed: it only exists on the slow path).
-pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = SlowOutput> + Send + 'static>>;
+/// A check that waits for remote keys or a revocation store (boxed: it only exists on the
+/// slow path).
+pub(crate) type CheckFuture<T> = Pin<Box<dyn Future<Output = Admitted<T>> + Send + 'static>>;
 
 pin_project! {
     /// The response future of [`TokenAuth`](crate::TokenAuth): the inner service's future, a
-    /// ready rejection, or (with remote keys) a validation waiting for a key fetch.
+    /// ready rejection, or (with remote keys or a revocation store to ask) a check that waits.
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it completed with a rejection (the `Future` contract).
     pub struct ResponseFuture<S, ReqBody, T, R>
     where
         S: Service<Request<ReqBody>>,
@@ -36,7 +40,7 @@ pin_project! {
     {
         Inner { #[pin] fut: S::Future },
         Rejected { response: Option<S::Response> },
-        Checking { check: CheckFuture, held: Option<(S, Held<ReqBody, T, R>, AuthConfig)> },
+        Checking { check: CheckFuture<T>, held: Option<(S, Held<ReqBody, R>)> },
     }
 }
 
@@ -58,16 +62,11 @@ where
         }
     }
 
-    pub(crate) fn checking(
-        check: CheckFuture,
-        inner: S,
-        held: Held<ReqBody, T, R>,
-        config: AuthConfig,
-    ) -> Self {
+    pub(crate) fn checking(check: CheckFuture<T>, inner: S, held: Held<ReqBody, R>) -> Self {
         ResponseFuture {
             kind: Kind::Checking {
                 check,
-                held: Some((inner, held, config)),
+                held: Some((inner, held)),
             },
         }
     }
@@ -88,18 +87,16 @@ where
                 KindProj::Rejected { response } => {
                     return match response.take() {
                         Some(r) => Poll::Ready(Ok(r)),
-                        // Polled after completion: a contract violation by the caller; stay
-                        // pending rather than panic.
-                        None => Poll::Pending,
+                        // The `Future` contract, as the ecosystem's futures enforce it.
+                        None => panic!("ResponseFuture polled after completion"),
                     };
                 }
                 KindProj::Checking { check, held } => {
-                    let (result, token) = ready!(check.as_mut().poll(cx));
-                    let Some((mut inner, held, config)) = held.take() else {
-                        return Poll::Pending;
+                    let admitted = ready!(check.as_mut().poll(cx));
+                    let Some((mut inner, held)) = held.take() else {
+                        panic!("ResponseFuture polled after completion");
                     };
-                    let roles = &config.inner.roles_claim;
-                    match finish(Checked::Validated(result, token), held, &mut inner, roles) {
+                    match finish(admitted, held, &mut inner) {
                         Ok(fut) => Kind::Inner { fut },
                         Err(response) => Kind::Rejected {
                             response: Some(response),

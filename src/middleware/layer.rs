@@ -98,6 +98,7 @@ impl<T, R> TokenAuthLayer<T, R> {
     /// # let cfg = AuthConfig::builder().keys(Keys::hmac([7u8; 32])).issuer("i").audience("a").build().unwrap();
     /// let layer = TokenAuthLayer::new(cfg).with_claims::<MyClaims>();
     /// ```
+    #[must_use]
     pub fn with_claims<U>(self) -> TokenAuthLayer<U, R> {
         TokenAuthLayer {
             config: self.config,
@@ -121,6 +122,7 @@ impl<T, R> TokenAuthLayer<T, R> {
     }
 
     /// Answers rejections with `responder` instead (see [`Responder`](crate::Responder)).
+    #[must_use]
     pub fn with_responder<R2>(self, responder: R2) -> TokenAuthLayer<T, R2> {
         TokenAuthLayer {
             config: self.config,

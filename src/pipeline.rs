@@ -1,0 +1,229 @@
+//! The one way a token is checked, whoever asks: the layer (HTTP and gRPC),
+//! [`AuthConfig::validate`] and [`diagnose`](crate::diagnose()).
+//!
+//! ```text
+//! token → cache → keys → signature → claims → user checks → revocation → verified
+//!         cache.rs  └──────────── validate.rs ───────────┘   revocation/
+//! ```
+//!
+//! Each step lives in the module named under it and is called from here only. [`Pipeline::start`]
+//! runs every step that needs no await; what must wait (remote keys being fetched, a revocation
+//! store that must be asked) comes back as [`Rest`], one future for every entrance. A cache hit
+//! gives the verdict a full validation would give at that instant (see `cache.rs`), and
+//! `tests/consistency.rs` checks it.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
+use crate::config::{AuthConfig, ConfigInner};
+use crate::error::{AuthError, Reason};
+use crate::revocation::Local;
+use crate::scope::Grants;
+use crate::validate::{into_claims, token_ref, validate_step, Accepted, ClaimsMap, Pending, Step};
+
+/// The checks of one configuration, with the layer's cache when there is one.
+pub(crate) struct Pipeline<'a, T> {
+    cfg: &'a ConfigInner,
+    cache: Option<&'a TokenCache<T>>,
+}
+
+/// A token that passed every step.
+pub(crate) enum Verified<T> {
+    /// From the verified-token cache: claims already deserialized, grants computed.
+    Cached(Arc<Entry<T>>),
+    /// Verified now: the claims as JSON, with the issuer and key set that verified them.
+    Fresh(Accepted),
+}
+
+/// Where a check stands after the steps that need no await.
+pub(crate) enum Progress<T> {
+    Done(Result<Verified<T>, AuthError>),
+    /// The rest must wait: run it with [`Rest::run`].
+    Wait(Rest),
+}
+
+/// The steps of a check that must wait, owned so that the future can outlive the request's
+/// borrow of the token. Dropping it cancels nothing shared: a key fetch runs on its own.
+pub(crate) struct Rest {
+    token: String,
+    waiting: Waiting,
+}
+
+enum Waiting {
+    /// Remote keys are being fetched; validate again once they are in.
+    Keys(Pending),
+    /// Verified; the revocation store must be asked.
+    Revocation(Accepted),
+}
+
+impl<'a, T> Pipeline<'a, T> {
+    pub(crate) fn new(cfg: &'a ConfigInner, cache: Option<&'a TokenCache<T>>) -> Self {
+        Pipeline { cfg, cache }
+    }
+
+    /// Runs every step that needs no await.
+    pub(crate) fn start(&self, token: &str) -> Progress<T> {
+        let cfg = self.cfg;
+        if let Some(cache) = self.cache {
+            match cached(cache, cfg, token) {
+                Some(Ok(entry)) => return Progress::Done(Ok(Verified::Cached(entry))),
+                Some(Err(e)) => return Progress::Done(Err(e.with_fingerprint(token))),
+                None => {}
+            }
+        }
+        let accepted = match validate_step(cfg, token, true) {
+            Step::Done(Ok(accepted)) => accepted,
+            Step::Done(Err(e)) => return Progress::Done(Err(e.with_fingerprint(token))),
+            Step::Wait(pending) => return Progress::Wait(Rest::new(token, Waiting::Keys(pending))),
+        };
+        match cfg
+            .revocation
+            .as_ref()
+            .map(|r| r.local(&token_ref(&accepted.claims)))
+        {
+            None | Some(Local::Pass) => Progress::Done(Ok(Verified::Fresh(accepted))),
+            Some(Local::Reject(e)) => Progress::Done(Err(e.with_fingerprint(token))),
+            Some(Local::Ask) => Progress::Wait(Rest::new(token, Waiting::Revocation(accepted))),
+        }
+    }
+
+    /// What handlers read: the claims as `T` and the grants. A fresh token is deserialized
+    /// once and, with a cache, remembered under `token`.
+    pub(crate) fn admit(
+        &self,
+        token: &str,
+        verified: Verified<T>,
+        roles_claim: &[String],
+    ) -> Result<(Arc<T>, Grants), AuthError>
+    where
+        T: DeserializeOwned,
+    {
+        let accepted = match verified {
+            Verified::Cached(entry) => {
+                return Ok((Arc::clone(&entry.claims), entry.grants.clone()))
+            }
+            Verified::Fresh(accepted) => accepted,
+        };
+        let grants = Grants::from_claims(&accepted.claims, roles_claim);
+        let facts = self.cache.map(|_| {
+            CacheFacts::from_claims(
+                &accepted.claims,
+                accepted.trust,
+                accepted.version,
+                self.cfg.revocation.is_some(),
+                !self.cfg.checks.is_empty(),
+            )
+        });
+        let claims = Arc::new(into_claims::<T>(accepted.claims)?);
+        if let (Some(cache), Some(facts)) = (self.cache, facts) {
+            cache.insert(token, Arc::clone(&claims), grants.clone(), facts);
+        }
+        Ok((claims, grants))
+    }
+}
+
+impl Rest {
+    fn new(token: &str, waiting: Waiting) -> Self {
+        Rest {
+            token: token.to_owned(),
+            waiting,
+        }
+    }
+
+    /// The token this check is about.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Waits for what was missing and runs the remaining steps.
+    pub(crate) async fn run(self, cfg: &ConfigInner) -> Result<Accepted, AuthError> {
+        let token = &self.token;
+        let accepted = match self.waiting {
+            Waiting::Keys(pending) => {
+                pending.run().await;
+                match validate_step(cfg, token, false) {
+                    Step::Done(Ok(accepted)) => accepted,
+                    Step::Done(Err(e)) => return Err(e.with_fingerprint(token)),
+                    Step::Wait(_) => return Err(AuthError::new(Reason::KeysUnavailable)),
+                }
+            }
+            Waiting::Revocation(accepted) => accepted,
+        };
+        if let Some(rev) = &cfg.revocation {
+            let asked = match rev.local(&token_ref(&accepted.claims)) {
+                Local::Pass => Ok(()),
+                Local::Reject(e) => Err(e),
+                Local::Ask => rev.ask(token_ref(&accepted.claims)).await,
+            };
+            asked.map_err(|e| e.with_fingerprint(token))?;
+        }
+        Ok(accepted)
+    }
+}
+
+/// The whole pipeline without a cache, awaited: the claims as JSON.
+pub(crate) async fn verify(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
+    let pipeline: Pipeline<'_, std::convert::Infallible> = Pipeline::new(cfg, None);
+    let accepted = match pipeline.start(token) {
+        Progress::Done(Ok(Verified::Fresh(accepted))) => accepted,
+        // No cache, so no entry: `Infallible` claims cannot exist.
+        Progress::Done(Ok(Verified::Cached(entry))) => match *entry.claims {},
+        Progress::Done(Err(e)) => return Err(e),
+        Progress::Wait(rest) => rest.run(cfg).await?,
+    };
+    Ok(accepted.claims)
+}
+
+impl AuthConfig {
+    /// Validates a token outside HTTP (websockets, gRPC interceptors, tests) and returns its
+    /// claims as `T`.
+    ///
+    /// Runs exactly the checks the layer runs. A token whose claims do not deserialize into
+    /// `T` is rejected as `invalid_claim`.
+    ///
+    /// # Errors
+    ///
+    /// The [`AuthError`] the layer would have answered with.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_token_auth::{AuthConfig, Keys, Reason, StandardClaims};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac(b"0123456789abcdef0123456789abcdef"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api")
+    ///     .build()
+    ///     .unwrap();
+    /// let err = cfg.validate::<StandardClaims>("not-a-jwt").await.unwrap_err();
+    /// assert_eq!(err.reason(), Reason::Malformed);
+    /// # }
+    /// ```
+    pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
+        into_claims(verify(&self.inner, token).await?)
+    }
+}
+
+/// The cache step: the entry (revocation consulted), a rejection, or `None` to validate in
+/// full (a miss, or a store that must be asked asynchronously).
+fn cached<T>(
+    cache: &TokenCache<T>,
+    cfg: &ConfigInner,
+    token: &str,
+) -> Option<Result<Arc<Entry<T>>, AuthError>> {
+    let now = cfg.clock.now();
+    let usable_version = |trust: usize| cfg.trusts.get(trust)?.keys.usable_version();
+    let checks_pass = |claims: &ClaimsMap| cfg.checks.iter().all(|c| c(claims).is_ok());
+    let entry = match cache.get(token, now, cfg.leeway, usable_version, checks_pass) {
+        Hit::Valid(entry) => entry,
+        Hit::Expired(exp) => return Some(Err(AuthError::expired_at(exp, now))),
+        Hit::Miss => return None,
+    };
+    match cfg.revocation.as_ref().map(|r| r.local(&entry.token_ref())) {
+        None | Some(Local::Pass) => Some(Ok(entry)),
+        Some(Local::Reject(e)) => Some(Err(e)),
+        Some(Local::Ask) => None,
+    }
+}
