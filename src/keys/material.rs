@@ -10,6 +10,8 @@ use super::set::VerifyingKey;
 use super::{KeySpec, Material};
 use crate::error::ConfigError;
 
+/// Resolves one key description into verifying keys (a JWK set gives several), with the
+/// algorithms each may verify.
 pub(super) fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(), ConfigError> {
     let label = spec.material.label();
     let invalid = |fix: &'static str| ConfigError::InvalidKey { key: label, fix };
