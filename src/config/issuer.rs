@@ -2,7 +2,7 @@
 
 use crate::keys::Keys;
 
-/// An issuer trusted with its own keys; see [`AuthConfigBuilder::trust`].
+/// An issuer trusted with its own keys; see [`AuthConfigBuilder::trust`](crate::AuthConfigBuilder::trust).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Issuer {
