@@ -4,7 +4,9 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_token_auth::testing::TestKey;
-use tower_token_auth::{AuthConfig, AuthError, Claims, Reason, StandardClaims, TokenAuthLayer};
+use tower_token_auth::{
+    AuthConfig, AuthError, Claims, DefaultResponder, Reason, StandardClaims, TokenAuthLayer,
+};
 
 #[tokio::test]
 async fn smoke() {
@@ -95,18 +97,13 @@ async fn test_key_jwks_verify_their_tokens() {
     }
 }
 
-fn plain_service() -> tower_token_auth::TokenAuth<
-    tower::util::ServiceFn<
-        fn(
-            Request<String>,
-        ) -> std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>>,
-    >,
-    StandardClaims,
-    tower_token_auth::DefaultResponder,
-> {
-    fn ok(
-        _: Request<String>,
-    ) -> std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>> {
+type Reply = std::future::Ready<Result<http::Response<Body>, std::convert::Infallible>>;
+type Handler = fn(Request<String>) -> Reply;
+type Plain =
+    tower_token_auth::TokenAuth<tower::util::ServiceFn<Handler>, StandardClaims, DefaultResponder>;
+
+fn plain_service() -> Plain {
+    fn ok(_: Request<String>) -> Reply {
         std::future::ready(Ok(http::Response::new(Body::from("ok"))))
     }
     let cfg = AuthConfig::builder()
@@ -115,10 +112,7 @@ fn plain_service() -> tower_token_auth::TokenAuth<
         .audience("aud")
         .build()
         .unwrap();
-    tower::Layer::layer(
-        &TokenAuthLayer::new(cfg),
-        tower::service_fn(ok as fn(_) -> _),
-    )
+    tower::Layer::layer(&TokenAuthLayer::new(cfg), tower::service_fn(ok as Handler))
 }
 
 #[test]
