@@ -244,6 +244,9 @@ impl<T> VerifiedClaims<T> {
 /// token" and name the claims type the layer was built for.
 #[derive(Clone)]
 pub(crate) struct LayerMarker {
+    /// The claims type the layer deserializes into: compared by `TypeId` (two types may share
+    /// a name), named in messages.
+    pub(crate) claims_id: std::any::TypeId,
     pub(crate) claims_type: &'static str,
     pub(crate) authenticated: bool,
     pub(crate) realm: Option<Arc<str>>,
@@ -324,10 +327,12 @@ mod extract {
                 wanted,
                 layer: m.claims_type,
             }),
-            Some(m) if m.claims_type != wanted => Err(ClaimsRejection::WrongType {
-                wanted,
-                layer: m.claims_type,
-            }),
+            Some(m) if m.claims_id != std::any::TypeId::of::<T>() => {
+                Err(ClaimsRejection::WrongType {
+                    wanted,
+                    layer: m.claims_type,
+                })
+            }
             Some(_) => Ok(None),
         }
     }

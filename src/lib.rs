@@ -130,7 +130,7 @@ pub use grpc::GrpcResponder;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
 pub use middleware::{ResponseFuture, TokenAuth, TokenAuthLayer};
-pub use response::{DefaultResponder, Responder};
+pub use response::{responder_fn, DefaultResponder, Responder};
 pub use scope::{Grants, RequireScope};
 
 /// The README's Rust examples, compiled as doc tests.

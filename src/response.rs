@@ -17,7 +17,8 @@ pub use crate::error::DEFAULT_RETRY_AFTER;
 ///
 /// It sees the error and the request parts (method, URI, headers) and may build any response;
 /// the layer puts a clone of the [`AuthError`] in the response extensions afterwards, whatever
-/// the responder did. Closures `Fn(&AuthError, &Parts) -> Response<B>` implement it.
+/// the responder did. Closures `Fn(&AuthError, &Parts) -> Response<B>` implement it; wrap one
+/// in [`responder_fn`] to have its argument types inferred.
 ///
 /// ```
 /// use axum::{body::Body, response::{IntoResponse, Response}, Json};
@@ -42,6 +43,47 @@ pub trait Responder<B>: Clone + Send + Sync + 'static {
     fn metadata(&self, json: &str) -> Option<Response<B>> {
         let _ = json;
         None
+    }
+}
+
+/// Turns a closure into a [`Responder`], as `tower::service_fn` does for services: the
+/// closure's argument types are inferred, so `|err, parts| ..` needs no annotations.
+///
+/// ```
+/// use axum::{body::Body, response::IntoResponse, Json};
+/// use tower_token_auth::{response::responder_fn, TokenAuthLayer};
+/// # let cfg = tower_token_auth::AuthConfig::builder()
+/// #     .keys(tower_token_auth::Keys::hmac([7u8; 32])).issuer("i").audience("a").build().unwrap();
+///
+/// let layer = TokenAuthLayer::new(cfg).with_responder(responder_fn(|err, _parts| {
+///     let body = serde_json::json!({ "code": err.reason().code() });
+///     (err.status(), Json(body)).into_response()
+/// }));
+/// # let _ = layer;
+/// ```
+pub fn responder_fn<F, B>(f: F) -> ResponderFn<F>
+where
+    F: Fn(&AuthError, &Parts) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    ResponderFn(f)
+}
+
+/// A [`Responder`] made from a closure by [`responder_fn`].
+#[derive(Clone, Copy)]
+pub struct ResponderFn<F>(F);
+
+impl<F> std::fmt::Debug for ResponderFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponderFn").finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Responder<B> for ResponderFn<F>
+where
+    F: Fn(&AuthError, &Parts) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B> {
+        (self.0)(error, parts)
     }
 }
 

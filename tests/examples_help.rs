@@ -12,8 +12,9 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 /// Every example under `examples/`, by name, with the word its usage must contain.
-const EXAMPLES: [(&str, &str); 7] = [
+const EXAMPLES: [(&str, &str); 8] = [
     ("callgrind_probe", "--prepare"),
+    ("custom_responder", "PORT"),
     ("doctor", "--secret-file"),
     ("grpc", "PORT"),
     ("loadtarget", "--token-dir"),

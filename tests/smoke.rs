@@ -139,3 +139,36 @@ fn a_response_future_polled_after_completion_panics() {
     }
     let _ = fut.as_mut().poll(&mut cx);
 }
+
+#[tokio::test]
+async fn responder_fn_infers_the_closure_and_answers_rejections() {
+    use axum::response::IntoResponse;
+    let cfg = AuthConfig::builder()
+        .keys(TestKey::hs256().keys())
+        .issuer("iss")
+        .audience("aud")
+        .build()
+        .unwrap();
+    let layer =
+        TokenAuthLayer::new(cfg).with_responder(tower_token_auth::responder_fn(|err, parts| {
+            (
+                StatusCode::IM_A_TEAPOT,
+                format!("{} {}", err.reason().code(), parts.uri.path()),
+            )
+                .into_response()
+        }));
+    let app = Router::new()
+        .route("/x", get(|| async { "ok" }))
+        .layer(layer);
+    let res = app
+        .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(
+        res.extensions().get::<AuthError>().map(AuthError::reason),
+        Some(Reason::Missing)
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"missing /x");
+}

@@ -120,6 +120,7 @@ where
         timer,
     } = held;
     let marker = |authenticated| LayerMarker {
+        claims_id: std::any::TypeId::of::<T>(),
         claims_type: std::any::type_name::<T>(),
         authenticated,
         realm: realm.clone(),
