@@ -245,7 +245,8 @@ impl<T> VerifiedClaims<T> {
 #[derive(Clone)]
 pub(crate) struct LayerMarker {
     /// The claims type the layer deserializes into: compared by `TypeId` (two types may share
-    /// a name), named in messages.
+    /// a name), named in messages. Read by the axum extractors.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) claims_id: std::any::TypeId,
     pub(crate) claims_type: &'static str,
     pub(crate) authenticated: bool,

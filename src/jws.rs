@@ -26,6 +26,23 @@ pub(crate) struct Segments<'t> {
     pub(crate) signing_input: &'t [u8],
 }
 
+/// Signs and serializes a compact JWS: `base64url(header).base64url(claims).base64url(sig)`.
+/// The one writer of tokens, for the issuer and the test helpers.
+#[cfg(any(feature = "test-util", feature = "issuer"))]
+pub(crate) fn encode(
+    alg: jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+    header: &serde_json::Map<String, serde_json::Value>,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    // `Map` serializes as a JSON object, infallibly.
+    let h = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(header.clone()).to_string());
+    let c = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(claims.clone()).to_string());
+    let message = format!("{h}.{c}");
+    let sig = crate::crypto::sign(alg, key, message.as_bytes())?;
+    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(sig)))
+}
+
 /// Splits a token into its three segments, or says why it is not a compact JWS.
 pub(crate) fn split(token: &str) -> Result<Segments<'_>, AuthError> {
     let bytes = token.as_bytes();

@@ -198,12 +198,8 @@ impl Signer {
         if let Some(kid) = &self.kid {
             header.insert("kid".into(), kid.clone().into());
         }
-        let h = b64(Value::Object(header).to_string().as_bytes());
-        let c = b64(Value::Object(claims.clone()).to_string().as_bytes());
-        let message = format!("{h}.{c}");
-        let sig = crypto::sign(self.alg, &self.encoding, message.as_bytes())
-            .map_err(|e| IssueError::Crypto(e.to_string()))?;
-        Ok(format!("{message}.{}", b64(&sig)))
+        crate::jws::encode(self.alg, &self.encoding, &header, claims)
+            .map_err(|e| IssueError::Crypto(e.to_string()))
     }
 }
 

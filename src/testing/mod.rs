@@ -382,12 +382,8 @@ impl TokenBuilder<'_> {
     ///
     /// If the key cannot sign with its algorithm (a test set-up mistake).
     pub fn sign(self) -> String {
-        let h = URL_SAFE_NO_PAD.encode(Value::Object(self.header).to_string());
-        let c = URL_SAFE_NO_PAD.encode(Value::Object(self.claims).to_string());
-        let message = format!("{h}.{c}");
-        let sig = crate::crypto::sign(self.key.alg, &self.key.encoding, message.as_bytes())
-            .unwrap_or_else(|e| panic!("test key cannot sign {:?}: {e}", self.key.alg));
-        format!("{message}.{}", URL_SAFE_NO_PAD.encode(sig))
+        crate::jws::encode(self.key.alg, &self.key.encoding, &self.header, &self.claims)
+            .unwrap_or_else(|e| panic!("test key cannot sign {:?}: {e}", self.key.alg))
     }
 }
 
