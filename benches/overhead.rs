@@ -8,7 +8,7 @@
 //! the summary tables as markdown.
 //!
 //! The variants are defined in `benches/common/mod.rs` (shared with
-//! `examples/callgrind_probe.rs`, which counts instructions for the same variants): for each
+//! `tools/callgrind_probe.rs`, which counts instructions for the same variants): for each
 //! of HS256, RS256, ES256 and EdDSA, `bare` (a `service_fn` echo), `bare_router` (an axum
 //! `Router` with one route, `oneshot`), `verify` (`jsonwebtoken::crypto::verify`: the
 //! signature floor), `decode` (`jsonwebtoken::decode`), `baseline` (a thin hand-written

@@ -7,7 +7,7 @@
 #   N_SMALL=20 N_LARGE=220 JOBS=2 scripts/callgrind.sh
 #   ANNOTATE='ES256/ours_cold HS256/ours_cold' scripts/callgrind.sh   # per-function breakdowns
 #
-# How: builds examples/callgrind_probe.rs in release (it runs N requests of one variant,
+# How: builds tools/callgrind_probe.rs in release (it runs N requests of one variant,
 # defined in benches/common/mod.rs like the criterion bench), runs each variant under
 # `valgrind --tool=callgrind` with N_SMALL and N_LARGE requests, counting only inside the
 # probe's request loop (--toggle-collect), and reports
@@ -40,7 +40,7 @@ if ! need valgrind || ! need callgrind_annotate; then
 fi
 need python3 || { echo "python3 is required" >&2; exit 1; }
 
-echo "== building examples/callgrind_probe (release)"
+echo "== building tools/callgrind_probe (release)"
 cargo build --release --example callgrind_probe
 BIN=$TARGET_DIR/release/examples/callgrind_probe
 rm -rf "$OUT"
@@ -251,7 +251,7 @@ doc = [
     f"(aws-lc-rs backend) of `{os.environ['CODE']}` (git describe) by `scripts/callgrind.sh`.",
     "",
     "Each variant of `benches/overhead.rs` (defined in `benches/common/mod.rs`) runs in "
-    "`examples/callgrind_probe` under `valgrind --tool=callgrind`, counting only inside the "
+    "`tools/callgrind_probe` under `valgrind --tool=callgrind`, counting only inside the "
     f"request loop, with N = {n_small} and N = {n_large} requests; instructions per request = "
     f"(Ir({n_large}) − Ir({n_small})) / {dn}. Instruction counts do not depend on machine load, "
     "so these ratios are the stable ones; under valgrind the crypto library may pick other "

@@ -7,7 +7,7 @@
 #   DURATION=10 THREADS=2 CONNECTIONS=32 scripts/load.sh
 #   SCENARIOS='none es256-cold es256-warm' scripts/load.sh
 #
-# How: builds examples/loadtarget.rs in release and starts it on 127.0.0.1 (a free port). It
+# How: builds tools/loadtarget.rs in release and starts it on 127.0.0.1 (a free port). It
 # signs TOKENS distinct tokens per cold scenario and one per warm scenario into a temporary
 # directory. For each scenario wrk runs a WARMUP-second warm-up, then DURATION seconds with
 # THREADS threads and CONNECTIONS connections and --latency; every request (all scenarios,
@@ -42,7 +42,7 @@ if ! need wrk; then
 fi
 need python3 || { echo "python3 is required" >&2; exit 1; }
 
-echo "== building examples/loadtarget (release)"
+echo "== building tools/loadtarget (release)"
 cargo build --release --example loadtarget
 BIN=$TARGET_DIR/release/examples/loadtarget
 
@@ -318,7 +318,7 @@ md = [
     f"- {now}, `scripts/load.sh`, code `{env['CODE']}` (git describe); {cpu or platform.processor()}, {os.cpu_count()} CPUs, "
     f"{platform.system()} {platform.release()}; load average before the run: {env['LOAD_BEFORE']} "
     "(a shared machine: other work ran at the same time, so compare scenarios of one run, not runs).",
-    f"- Server: `examples/loadtarget.rs` (release build, axum 0.8, tokio multi-thread runtime, "
+    f"- Server: `tools/loadtarget.rs` (release build, axum 0.8, tokio multi-thread runtime, "
     f"{env['SERVER_THREADS'] or 'one worker per CPU'}), on 127.0.0.1, one `TokenAuthLayer` in its "
     "default configuration (verified-token cache on, 4096 slots) per route; every handler answers `200 ok`.",
     f"- Client: {env['WRK_VERSION']}, `wrk -t{env['THREADS']} -c{env['CONNECTIONS']} -d{env['DURATION']}s --latency` "

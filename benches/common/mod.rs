@@ -1,5 +1,5 @@
 //! Fixtures shared by `benches/overhead.rs` (criterion and the ratio table) and
-//! `examples/callgrind_probe.rs` (instruction counts), so both measure exactly the same
+//! `tools/callgrind_probe.rs` (instruction counts), so both measure exactly the same
 //! variants: the same services, tokens, requests and runtime.
 //!
 //! A variant is a closure doing one request (or one decode). [`group`] builds the variants of
