@@ -48,6 +48,8 @@
 //! | `rust-crypto` | no | pure-Rust crypto backend; with both on, aws-lc-rs is used |
 //! | `axum` | yes | [`Claims`] and [`Grants`] extractors, `IntoResponse` for [`AuthError`] |
 //! | `cookie` | yes | `source::cookie` |
+//! | `diagnose` | yes | [`diagnose()`](mod@diagnose): every problem of a token and its fix; the opt-in diagnosis in rejection bodies |
+//! | `grpc` | yes | `GrpcResponder`: rejections as gRPC statuses, for tonic |
 //! | `remote` | no | JWKS URLs and OpenID Connect discovery (`Keys::jwks_url`, `Keys::remote_oidc`) |
 //! | `metrics` | no | counters and latency through the `metrics` facade ([`metrics`]) |
 //! | `redis` | no | `revocation::RedisRevocationStore`: revocations shared by many instances |
@@ -97,8 +99,12 @@ mod claims;
 pub mod clock;
 mod config;
 mod crypto;
+#[cfg(feature = "diagnose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diagnose")))]
 pub mod diagnose;
 mod error;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 #[cfg(feature = "issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
@@ -124,8 +130,10 @@ pub use claims::ClaimsRejection;
 pub use claims::{Claims, StandardClaims, VerifiedClaims};
 pub use clock::{DEFAULT_LEEWAY, MAX_LEEWAY};
 pub use config::{AuthConfig, AuthConfigBuilder, Issuer, DEFAULT_MAX_TOKEN_LEN};
+#[cfg(feature = "diagnose")]
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
 pub use error::{AuthError, ClaimError, ConfigError, Problem, Reason, TokenFacts};
+#[cfg(feature = "grpc")]
 pub use grpc::GrpcResponder;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};

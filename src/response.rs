@@ -238,7 +238,7 @@ pub fn challenge(
 /// ```
 pub fn problem_json(error: &AuthError) -> String {
     let reason = error.reason();
-    if error.diagnosis().is_none() && reason != Reason::InsufficientScope {
+    if error.attachment().is_none() && reason != Reason::InsufficientScope {
         // The common case, written directly: every text is a fixed ASCII string without
         // quotes or backslashes, so no JSON escaping is needed (members in serde_json's
         // order).
@@ -271,6 +271,7 @@ pub fn problem_json(error: &AuthError) -> String {
             body["scope"] = sanitize(scope).into();
         }
     }
+    #[cfg(feature = "diagnose")]
     if let Some(d) = error.diagnosis() {
         // Development option: the full diagnosis, token header and claims included.
         if let Ok(v) = serde_json::to_value(d) {

@@ -451,6 +451,7 @@ impl AuthError {
     }
 
     /// Attaches a diagnosis (the development option of the layer; `diagnose` owns the type).
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn with_attachment(self, diagnosis: Box<dyn std::any::Any + Send + Sync>) -> Self {
         let mut inner = match Arc::try_unwrap(self.inner) {
             Ok(inner) => inner,

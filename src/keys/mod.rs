@@ -296,6 +296,8 @@ impl KeySource {
     }
 
     /// The keys currently usable, for diagnosis (remote: the current set, if loaded).
+    // Read by `diagnose` only.
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn describe(&self) -> Vec<KeyInfo> {
         match self {
             KeySource::Static(set) => set.describe(),

@@ -110,6 +110,8 @@ impl KeySet {
     }
 
     /// What each key is, for diagnosis (no key material).
+    // Read by `diagnose` only.
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn describe(&self) -> Vec<KeyInfo> {
         self.keys
             .iter()

@@ -32,6 +32,8 @@ pub struct KeyStatus {
 
 /// A key as diagnosis shows it: never the material.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+// Read by `diagnose` only.
+#[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
 pub(crate) struct KeyInfo {
     pub(crate) kid: Option<String>,
     pub(crate) kind: &'static str,

@@ -135,6 +135,8 @@ impl<T, R> TokenAuthLayer<T, R> {
         }
     }
 
+    #[cfg(feature = "diagnose")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "diagnose")))]
     /// **Development only**: adds the full [`Diagnosis`](crate::diagnose::Diagnosis) of a
     /// rejected token (every problem, facts, hints, and the token's decoded header and claims)
     /// to the rejection (`AuthError::diagnosis`), and the default responder puts it in the

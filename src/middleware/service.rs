@@ -245,6 +245,8 @@ where
             Progress::Wait(rest) => Later::Rest(rest),
         };
         let (config, cache, diagnose) = (self.config.clone(), self.cache.clone(), self.diagnose);
+        #[cfg(not(feature = "diagnose"))]
+        let _ = diagnose;
         Next::Later(Box::pin(async move {
             let cfg = &config.inner;
             let (result, token) = match rest {
@@ -258,6 +260,7 @@ where
                 Ok(accepted) => Pipeline::new(cfg, cache.as_deref())
                     .admit(&token, Verified::Fresh(accepted), &cfg.roles_claim)
                     .map(Some),
+                #[cfg(feature = "diagnose")]
                 Err(e) if diagnose => {
                     // Development option: the full diagnosis of the rejected token.
                     let d = crate::diagnose::diagnose(&token, &config).await;

@@ -315,6 +315,8 @@ impl RemoteKeys {
         self.state.load().as_ref().map_or(0, |s| s.version)
     }
 
+    // Read by `diagnose` only.
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn describe(&self) -> Vec<KeyInfo> {
         match self.state.load().as_ref() {
             Some(st) => st.keys.describe(),
