@@ -36,7 +36,7 @@ if [ -z "${QUICK:-}" ]; then
 
   echo "== quickstart, end to end"
   examples_dir="${CARGO_TARGET_DIR:-target}/debug/examples"
-  cargo build --example quickstart --example doctor
+  cargo build --all-features --example quickstart --example doctor
   port=$(( 20000 + RANDOM % 20000 ))
   log=$(mktemp)
   PORT=$port "$examples_dir/quickstart" >"$log" 2>/dev/null &
@@ -76,7 +76,7 @@ if [ -z "${QUICK:-}" ]; then
   echo "quickstart: doctor lines exit 1 naming expired, wrong_audience; secret file removed on exit"
 
   echo "== oidc example against the OpenID provider fixture"
-  cargo build --example oidc
+  cargo build --all-features --example oidc
   plog=$(mktemp); elog=$(mktemp); ex_pid=
   node tests/oidc/provider.mjs >"$plog" 2>/dev/null & oidc_pid=$!
   trap 'kill ${pid:-} $oidc_pid ${ex_pid:-} 2>/dev/null || true; rm -f "${log:-}" "$plog" "$elog"' EXIT
