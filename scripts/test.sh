@@ -30,9 +30,10 @@ cargo test --all-features
 
 if [ -z "${QUICK:-}" ]; then
   echo "== tests, pure-Rust backend only (rust-crypto): everything that verifies or signs"
-  cargo test --no-default-features --features rust-crypto,axum,cookie,metrics \
-    --test interop --test attacks --test reasons --test config --test smoke --test issuer \
-    --test remote_keys --test cache --test safety
+  # The modules of the one test binary (tests/suite), by filter: libtest filters are OR'ed
+  # substring matches, and each `name::` here matches only its own module's tests.
+  cargo test --no-default-features --features rust-crypto,axum,cookie,metrics --test suite -- \
+    interop:: attacks:: reasons:: config:: smoke:: issuer:: remote_keys:: cache:: safety::
 
   echo "== quickstart, end to end"
   examples_dir="${CARGO_TARGET_DIR:-target}/debug/examples"

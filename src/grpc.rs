@@ -77,7 +77,7 @@
 //! }
 //! ```
 //!
-//! `examples/grpc.rs` is a complete tonic server, and `tests/grpc.rs` drives one with a real
+//! `examples/grpc.rs` is a complete tonic server, and `tests/suite/grpc.rs` drives one with a real
 //! tonic client.
 //!
 //! [`Status`]: https://docs.rs/tonic/latest/tonic/struct.Status.html

@@ -10,7 +10,7 @@
 //! runs every step that needs no await; what must wait (remote keys being fetched, a revocation
 //! store that must be asked) comes back as [`Rest`], one future for every entrance. A cache hit
 //! gives the verdict a full validation would give at that instant (see `cache.rs`), and
-//! `tests/consistency.rs` checks it.
+//! `tests/suite/consistency.rs` checks it.
 
 use std::sync::Arc;
 

@@ -269,7 +269,7 @@ fn claims(token: &str) -> Option<Map<String, Value>> {
 }
 
 /// Finding 1 of fuzz/README.md (fixed in src/validate.rs; regression test
-/// `tests/fuzz_regressions.rs`): a header that is not valid UTF-8 inside a member the crate
+/// `tests/suite/fuzz_regressions.rs`): a header that is not valid UTF-8 inside a member the crate
 /// ignores (`{"alg":"HS256","x":"\xad"}`) was accepted, because serde_json skips ignored
 /// strings without checking their UTF-8. RFC 7515 §5.2 requires a valid UTF-8 JSON header.
 /// `false`: the target checks it on every accepted token.

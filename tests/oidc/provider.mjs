@@ -1,4 +1,4 @@
-// A real OpenID provider (panva/oidc-provider 9) for tests/oidc_provider.rs and examples/oidc.rs.
+// A real OpenID provider (panva/oidc-provider 9) for tests/suite/oidc_provider.rs and examples/oidc.rs.
 //
 //   npm ci --prefix tests/oidc
 //   node tests/oidc/provider.mjs            # PORT=0 (default): a free port is chosen

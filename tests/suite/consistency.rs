@@ -72,7 +72,6 @@
 //!
 //! Three deterministic scenario tests pin the known defects: `cache_hit_runs_user_checks`,
 //! `cache_hit_respects_max_stale` and `cache_hit_schedules_background_refresh`.
-#![cfg(feature = "remote")]
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -81,7 +80,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -93,6 +91,8 @@ use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_token_auth::testing::{MockIssuer, TestKey};
 use tower_token_auth::{AuthConfig, AuthError, ClaimError, Keys, Reason, StandardClaims};
 use tower_token_auth::{TokenAuthLayer, DEFAULT_CACHE_CAPACITY};
+
+use crate::common::bearer;
 
 /// Start of every manual clock (2023-11-14T22:13:20Z); tokens are minted relative to it.
 const T0: i64 = 1_700_000_000;
@@ -303,13 +303,6 @@ fn mint(idp: &MockIssuer, tok: Tok) -> String {
 fn ok_service() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone
 {
     service_fn(|_req: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::empty())) })
-}
-
-fn bearer(token: &str) -> Request<Body> {
-    Request::get("/")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap()
 }
 
 /// The verdict of `layer` (around a plain `service_fn`) for `token`.

@@ -1,6 +1,5 @@
 //! Observability: metrics by result and reason (feature `metrics`), and rejection log lines
 //! that identify a token by fingerprint without ever containing it.
-#![cfg(feature = "metrics")]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

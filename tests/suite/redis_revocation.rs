@@ -2,7 +2,6 @@
 //! two layer instances with separate local caches, propagation by pub/sub (measured), expiry
 //! with the token, answers from the local cache without Redis round trips, and Redis dying,
 //! freezing and coming back under both failure policies.
-#![cfg(feature = "redis")]
 
 use std::net::TcpListener;
 use std::path::PathBuf;

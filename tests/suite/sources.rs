@@ -6,50 +6,16 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use axum::{body::Body, routing::get, Router};
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use http::{HeaderValue, Request, StatusCode};
 use tower_token_auth::source::{self, TokenSource};
-use tower_token_auth::testing::TestKey;
 use tower_token_auth::{
-    Algorithm, AuthConfig, AuthConfigBuilder, AuthError, Claims, ConfigError, Reason,
-    StandardClaims, TokenAuthLayer,
+    AuthConfig, AuthError, Claims, ConfigError, Reason, StandardClaims, TokenAuthLayer,
 };
 
-const ISS: &str = "https://issuer.test";
-const AUD: &str = "api";
-const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
-
-fn key() -> TestKey {
-    TestKey::hmac(Algorithm::HS256, SECRET.to_vec()).with_kid("k1")
-}
-
-/// A valid token for `sub`.
-fn token(sub: &str) -> String {
-    key().token().issuer(ISS).audience(AUD).subject(sub).sign()
-}
-
-/// A correctly signed token that expired ten minutes ago.
-fn expired_token() -> String {
-    key()
-        .token()
-        .issuer(ISS)
-        .audience(AUD)
-        .subject("late")
-        .expired_for(std::time::Duration::from_secs(600))
-        .sign()
-}
-
-/// The configuration every test starts from (default source unless `.source()` is called).
-fn base() -> AuthConfigBuilder {
-    AuthConfig::builder()
-        .keys(key().keys())
-        .issuer(ISS)
-        .audience(AUD)
-        .realm("api")
-}
+use crate::common::hs::{base, expired_token, token};
+use crate::common::{send, Reply};
 
 /// A router whose only handler answers with the token's `sub`.
 fn app(cfg: AuthConfig) -> Router {
@@ -65,31 +31,8 @@ fn default_app() -> Router {
     app(base().build().unwrap())
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    error: Option<AuthError>,
-    body: String,
-}
-
+/// Assertions of this module (the `Reply` and its basic checks are in `common`).
 impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
-    }
-
-    fn www_authenticate(&self) -> Option<&str> {
-        self.headers
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap())
-    }
-
-    fn err(&self) -> &AuthError {
-        self.error
-            .as_ref()
-            .expect("the rejection response carries the AuthError in its extensions")
-    }
-
     /// Accepted: 200 and the handler saw `sub`.
     fn assert_ok(&self, sub: &str) {
         assert_eq!(
@@ -104,7 +47,7 @@ impl Reply {
     }
 
     /// Rejected with this reason: status, error in extensions, problem+json body.
-    fn assert_rejected(&self, reason: Reason) {
+    fn assert_problem(&self, reason: Reason) {
         assert_eq!(self.status, reason.status(), "body: {}", self.body);
         assert_eq!(self.err().reason(), reason, "{:?}", self.err());
         assert_eq!(
@@ -118,7 +61,7 @@ impl Reply {
 
     /// A 400 `invalid_request` with its exact challenge.
     fn assert_invalid_request(&self) {
-        self.assert_rejected(Reason::InvalidRequest);
+        self.assert_problem(Reason::InvalidRequest);
         assert_eq!(self.status, StatusCode::BAD_REQUEST);
         assert_eq!(
             self.www_authenticate(),
@@ -135,24 +78,10 @@ impl Reply {
 
     /// A 401 `missing` with only the realm in the challenge.
     fn assert_missing(&self) {
-        self.assert_rejected(Reason::Missing);
+        self.assert_problem(Reason::Missing);
         assert_eq!(self.status, StatusCode::UNAUTHORIZED);
         assert_eq!(self.www_authenticate(), Some(r#"Bearer realm="api""#));
         assert!(self.json().get("error").is_none());
-    }
-}
-
-async fn send(app: Router, req: Request<Body>) -> Reply {
-    let res = app.oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let error = res.extensions().get::<AuthError>().cloned();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        error,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
     }
 }
 
@@ -265,7 +194,7 @@ async fn non_utf8_authorization_value_is_malformed_without_panic() {
         HeaderValue::from_bytes(b"Bearer \xff\xfe\x80abc.def.ghi").unwrap(),
     );
     let r = send(default_app(), req).await;
-    r.assert_rejected(Reason::Malformed);
+    r.assert_problem(Reason::Malformed);
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json()["error"], "invalid_token");
 }
@@ -278,14 +207,14 @@ async fn non_ascii_utf8_authorization_value_is_malformed_without_panic() {
         HeaderValue::from_bytes("Bearer héllo.wörld.sïg".as_bytes()).unwrap(),
     );
     let r = send(default_app(), req).await;
-    r.assert_rejected(Reason::Malformed);
+    r.assert_problem(Reason::Malformed);
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn bearer_token_with_inner_space_is_malformed() {
     let r = send(default_app(), get_with(&[("authorization", "Bearer a b")])).await;
-    r.assert_rejected(Reason::Malformed);
+    r.assert_problem(Reason::Malformed);
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.www_authenticate(),
@@ -364,7 +293,7 @@ async fn header_source_non_utf8_value_is_malformed() {
         HeaderValue::from_bytes(b"abc\xff.def.ghi").unwrap(),
     );
     let r = send(header_app(), req).await;
-    r.assert_rejected(Reason::Malformed);
+    r.assert_problem(Reason::Malformed);
     assert_eq!(r.err().facts().source, Some("header"));
 }
 
@@ -984,7 +913,7 @@ async fn facts_source_names_cookie_for_bad_cookie_token() {
         get_with(&[("cookie", &format!("access_token={}", expired_token()))]),
     )
     .await;
-    r.assert_rejected(Reason::Expired);
+    r.assert_problem(Reason::Expired);
     assert_eq!(r.err().facts().source, Some("cookie"));
 }
 
@@ -995,28 +924,28 @@ async fn facts_source_names_authorization_for_bad_bearer_token() {
         get_with(&[("authorization", &format!("Bearer {}", expired_token()))]),
     )
     .await;
-    r.assert_rejected(Reason::Expired);
+    r.assert_problem(Reason::Expired);
     assert_eq!(r.err().facts().source, Some("authorization"));
 }
 
 #[tokio::test]
 async fn facts_source_names_query_for_bad_query_token() {
     let r = send(query_app(), get_uri("/?access_token=not-a-jwt")).await;
-    r.assert_rejected(Reason::Malformed);
+    r.assert_problem(Reason::Malformed);
     assert_eq!(r.err().facts().source, Some("query"));
 }
 
 #[tokio::test]
 async fn facts_source_names_header_for_bad_header_token() {
     let r = send(header_app(), get_with(&[("x-token", &expired_token())])).await;
-    r.assert_rejected(Reason::Expired);
+    r.assert_problem(Reason::Expired);
     assert_eq!(r.err().facts().source, Some("header"));
 }
 
 #[tokio::test]
 async fn facts_source_names_custom_source_for_bad_token() {
     let r = send(custom_app(), get_with(&[("x-custom", &expired_token())])).await;
-    r.assert_rejected(Reason::Expired);
+    r.assert_problem(Reason::Expired);
     assert_eq!(r.err().facts().source, Some("x-custom"));
 }
 
@@ -1028,7 +957,7 @@ async fn facts_source_names_authorization_for_malformed_header_bytes() {
         HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
     );
     let r = send(bearer_and_cookie_app(), req).await;
-    r.assert_rejected(Reason::Malformed);
+    r.assert_problem(Reason::Malformed);
     assert_eq!(r.err().facts().source, Some("authorization"));
 }
 

@@ -6,7 +6,6 @@
 //!
 //! TTLs carry ±10 % jitter, so the clock steps below are chosen to hold for any jitter: with
 //! the default TTL of 600 s a refresh is due at 432..=528 s and the keys expire at 540..=660 s.
-#![cfg(feature = "remote")]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,8 +19,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use http::header::{
-    HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER,
-    WWW_AUTHENTICATE,
+    HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -35,6 +33,8 @@ use tower_token_auth::{
     AuthConfig, AuthError, Claims, ConfigError, DefaultResponder, Issuer, Keys, Reason,
     StandardClaims, TokenAuth, TokenAuthLayer, VerifiedClaims,
 };
+
+use crate::common::bearer;
 
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "api";
@@ -437,13 +437,6 @@ impl Reply {
         assert_eq!(body["status"], 503);
         assert!(body.get("error").is_none(), "{body}");
     }
-}
-
-fn bearer(token: &str) -> Request<Body> {
-    Request::get("/")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap()
 }
 
 async fn send(app: Router, token: &str) -> Reply {

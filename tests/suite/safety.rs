@@ -1,6 +1,6 @@
 //! Regression tests of the safety issue (#10): each test names the item it covers. Items 2-4
-//! (cache hits, stale keys, dropped fetches) are in `tests/consistency.rs` and
-//! `tests/remote_keys.rs`; the Redis ones (5, 10) in `tests/redis_revocation.rs`.
+//! (cache hits, stale keys, dropped fetches) are in `tests/suite/consistency.rs` and
+//! `tests/suite/remote_keys.rs`; the Redis ones (5, 10) in `tests/suite/redis_revocation.rs`.
 
 use std::time::Duration;
 
@@ -13,32 +13,13 @@ use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore, Token
 use tower_token_auth::testing::{MockIssuer, TestKey};
 use tower_token_auth::{AuthConfig, AuthError, Keys, Reason, RequireScope, TokenAuthLayer};
 
+use crate::common::{ok_app as app, status_and_reason as send};
+
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "api";
 
 /// A 1024-bit RSA modulus (base64url), from `openssl genrsa 1024`.
 const RSA_1024_N: &str = "5IxHPaqYGxKrrqFTnu6qHBcyXiRQ1_jr9JmILLsdigRyhl5CmeJ-5hqyRHSL9A3mKYxfqMCnEsSAth0P4B1BiXdV8pt5gDEl4Xf1mqGTLsYZJdyuT61WVqIObsWClqK2McJq2QNAAweiHVrNUOaIe9xE3sFZyps3GuXaA2PZWP0";
-
-async fn send(app: &Router, token: &str) -> (StatusCode, Option<Reason>) {
-    let res = app
-        .clone()
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let reason = res.extensions().get::<AuthError>().map(AuthError::reason);
-    (res.status(), reason)
-}
-
-fn app(cfg: AuthConfig) -> Router {
-    Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(TokenAuthLayer::new(cfg))
-}
 
 fn hs_cfg(key: &TestKey) -> AuthConfig {
     AuthConfig::builder()

@@ -6,7 +6,6 @@
 //! `set_keys` (a new `kid` accepted on the first request) and `add_key`, the fetch counters,
 //! an outage (`set_failing`), the endpoints themselves, shutdown on drop, and one-line minting
 //! with every `TestKey` type, locally and through the mock issuer.
-#![cfg(all(feature = "test-util", feature = "remote"))]
 
 use std::time::Duration;
 

@@ -10,7 +10,9 @@ use tower::ServiceExt;
 use tower_token_auth::clock::ManualClock;
 use tower_token_auth::revocation::{MemoryRevocationStore, RevocationStore};
 use tower_token_auth::testing::TestKey;
-use tower_token_auth::{AuthConfig, AuthError, Reason, TokenAuthLayer};
+use tower_token_auth::{AuthConfig, Reason, TokenAuthLayer};
+
+use crate::common::status_and_reason as send;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -29,23 +31,6 @@ fn router(layer: &TokenAuthLayer) -> Router {
     Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(layer.clone())
-}
-
-async fn send(app: &Router, token: &str) -> (StatusCode, Option<Reason>) {
-    let res = app
-        .clone()
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    (
-        res.status(),
-        res.extensions().get::<AuthError>().map(|e| e.reason()),
-    )
 }
 
 fn token(key: &TestKey) -> String {

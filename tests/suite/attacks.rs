@@ -28,7 +28,10 @@ const AUD: &str = "api://attacks";
 const NOW: i64 = 1_700_000_000;
 const REALM: &str = "api";
 const SECRET: &[u8; 32] = b"attacks-test-secret-0123456789ab";
-const FIXTURE: &str = include_str!("fixtures/interop.json");
+const FIXTURE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/interop.json"
+));
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

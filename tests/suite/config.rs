@@ -311,15 +311,24 @@ fn invalid_key_garbage_rsa_pem() {
 #[test]
 fn invalid_key_private_rsa_pem() {
     // A private key where the public one belongs: refused, with the fix named.
-    let private = include_str!("../src/testing/rsa_private.pem");
+    let private = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/testing/rsa_private.pem"
+    ));
     assert_invalid_key(Keys::rsa_pem(private), "RSA PEM key", "not a private key");
 }
 
 #[test]
 fn invalid_key_private_ec_and_ed_pem() {
-    let p256 = include_str!("../src/testing/p256_private.pem");
+    let p256 = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/testing/p256_private.pem"
+    ));
     assert_invalid_key(Keys::ec_pem(p256), "EC PEM key", "EC public key PEM");
-    let ed = include_str!("../src/testing/ed25519_private.pem");
+    let ed = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/testing/ed25519_private.pem"
+    ));
     assert_invalid_key(
         Keys::ed_pem(ed),
         "Ed25519 PEM key",

@@ -4,7 +4,6 @@
 //!
 //! The router mirrors the example's (examples cannot be imported), built on the library API
 //! only: `TokenIssuer`, `auth_config()`, `source::cookie`, `TokenAuthLayer`.
-#![cfg(feature = "issuer")]
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -23,6 +23,8 @@ use tower_token_auth::{
     AuthConfig, AuthConfigBuilder, AuthError, ClaimError, Claims, Reason, TokenAuthLayer,
 };
 
+use crate::common::{bearer, ok_app as app};
+
 const REALM: &str = "api";
 const ISS: &str = "https://issuer.example";
 const AUD: &str = "api://orders";
@@ -51,19 +53,6 @@ fn good_token(key: &TestKey) -> String {
         .audience(AUD)
         .subject("alice")
         .sign()
-}
-
-fn app(cfg: AuthConfig) -> Router {
-    Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(TokenAuthLayer::new(cfg))
-}
-
-fn bearer(token: &str) -> Request<Body> {
-    Request::get("/")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap()
 }
 
 async fn send(cfg: AuthConfig, req: Request<Body>) -> Response<Body> {

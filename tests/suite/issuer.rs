@@ -1,7 +1,6 @@
 //! `TokenIssuer` without HTTP: minting (header `typ`, claims, lifetimes on a `ManualClock`),
 //! every key type signs and `auth_config()` verifies, refresh rotation and reuse detection,
 //! logout, and the memory refresh store's expiry.
-#![cfg(feature = "issuer")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +22,22 @@ const ISS: &str = "https://app.test";
 const AUD: &str = "https://app.test/api";
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-const RSA_PRIVATE: &str = include_str!("../src/testing/rsa_private.pem");
-const P256_PRIVATE: &str = include_str!("../src/testing/p256_private.pem");
-const P384_PRIVATE: &str = include_str!("../src/testing/p384_private.pem");
-const ED25519_PRIVATE: &str = include_str!("../src/testing/ed25519_private.pem");
+const RSA_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/testing/rsa_private.pem"
+));
+const P256_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/testing/p256_private.pem"
+));
+const P384_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/testing/p384_private.pem"
+));
+const ED25519_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/testing/ed25519_private.pem"
+));
 
 fn base(clock: &ManualClock) -> TokenIssuerBuilder {
     TokenIssuer::builder()
@@ -431,7 +442,10 @@ fn build_errors_name_the_fix() {
 
     // A public key cannot sign.
     let err = TokenIssuer::builder()
-        .ec_pem(include_str!("../src/testing/p256_public.pem"))
+        .ec_pem(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/testing/p256_public.pem"
+        )))
         .issuer(ISS)
         .audience(AUD)
         .build()

@@ -15,7 +15,10 @@ use serde_json::Value;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_token_auth::{AuthConfig, AuthError, Keys, Reason, StandardClaims, TokenAuthLayer};
 
-const FIXTURE: &str = include_str!("fixtures/interop.json");
+const FIXTURE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/interop.json"
+));
 const REALM: &str = "interop";
 
 #[derive(Deserialize)]

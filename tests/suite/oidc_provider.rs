@@ -6,7 +6,6 @@
 //!
 //! Needs node and the fixture's packages: `npm ci --prefix tests/oidc` (scripts/test.sh runs
 //! it). Without them every test here fails and says so; none passes silently.
-#![cfg(feature = "remote")]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
