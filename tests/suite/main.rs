@@ -16,12 +16,16 @@ mod cache;
 mod config;
 #[cfg(feature = "remote")]
 mod consistency;
+#[cfg(feature = "diagnose")]
 mod diagnose;
+#[cfg(feature = "diagnose")]
 mod diagnosis_responses;
+#[cfg(feature = "diagnose")]
 mod doctor_cli;
 mod examples_help;
 mod extractors;
 mod fuzz_regressions;
+#[cfg(feature = "grpc")]
 mod grpc;
 mod interop;
 #[cfg(feature = "issuer")]
