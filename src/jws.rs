@@ -35,9 +35,8 @@ pub(crate) fn encode(
     header: &serde_json::Map<String, serde_json::Value>,
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    // `Map` serializes as a JSON object, infallibly.
-    let h = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(header.clone()).to_string());
-    let c = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(claims.clone()).to_string());
+    let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+    let c = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
     let message = format!("{h}.{c}");
     let sig = crate::crypto::sign(alg, key, message.as_bytes())?;
     Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(sig)))
