@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route(
             "/me",
-            get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
         )
         .layer(layer);
 

@@ -39,7 +39,7 @@ use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 use tower::Service;
 use tower_token_auth::testing::TestKey;
-use tower_token_auth::{AuthConfig, GrpcResponder, StandardClaims, TokenAuthLayer, VerifiedClaims};
+use tower_token_auth::{AuthConfig, Claims, GrpcResponder, StandardClaims, TokenAuthLayer};
 
 const ISSUER: &str = "https://grpc.local";
 const AUDIENCE: &str = "api://greeter";
@@ -65,7 +65,7 @@ pub struct HelloReply {
 async fn say_hello(request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
     let claims = request
         .extensions()
-        .get::<VerifiedClaims<StandardClaims>>()
+        .get::<Claims<StandardClaims>>()
         .ok_or_else(|| Status::unauthenticated("no verified token"))?;
     let caller = claims.sub.as_deref().unwrap_or("anonymous");
     Ok(Response::new(HelloReply {

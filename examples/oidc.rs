@@ -196,7 +196,7 @@ async fn index() -> &'static str {
     "tower-token-auth oidc example: GET /me with a bearer token from the issuer; GET /ready\n"
 }
 
-async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
+async fn me(claims: Claims<StandardClaims>) -> Json<Claims<StandardClaims>> {
     Json(claims)
 }
 

@@ -241,6 +241,6 @@ async fn index() -> &'static str {
     "tower-token-auth quickstart: GET /me with a bearer token\n"
 }
 
-async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
+async fn me(claims: Claims<StandardClaims>) -> Json<Claims<StandardClaims>> {
     Json(claims)
 }

@@ -1,13 +1,17 @@
 //! Verified claims: the [`Claims`] extractor and the default [`StandardClaims`].
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-/// The verified claims of the request's token, as `T`.
+/// The verified claims of the request's token, as `T`: what the layer puts in the request
+/// extensions and what handlers extract (axum's `Extension<T>` is the model).
+///
+/// The claims are shared (`Arc<T>`): extracting them, in any number of handlers and
+/// middleware, clones the `Arc`, never `T`. It dereferences to `T`.
 ///
 /// [`TokenAuthLayer`](crate::TokenAuthLayer) inserts it into the request extensions; in axum
 /// handlers it is an extractor (feature `axum`, on by default):
@@ -18,14 +22,15 @@ use serde_json::{Map, Value};
 ///   valid one was.
 ///
 /// `T` must be the claims type of the layer (default [`StandardClaims`]; see
-/// [`TokenAuthLayer::with_claims`](crate::TokenAuthLayer::with_claims)).
+/// [`TokenAuthLayer::with_claims`](crate::TokenAuthLayer::with_claims)); another type is
+/// detected (by `TypeId`) and answered with a 500 that names both types.
 ///
 /// ```
 /// use axum::{routing::get, Json, Router};
 /// use tower_token_auth::{Claims, StandardClaims};
 ///
-/// async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
-///     Json(claims)
+/// async fn me(claims: Claims<StandardClaims>) -> Json<Claims<StandardClaims>> {
+///     Json(claims) // serializes as the claims themselves
 /// }
 ///
 /// async fn landing(user: Option<Claims<StandardClaims>>) -> String {
@@ -37,8 +42,55 @@ use serde_json::{Map, Value};
 ///
 /// let app: Router = Router::new().route("/me", get(me)).route("/", get(landing));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Claims<T>(pub T);
+///
+/// Outside axum (a tonic handler, a plain `service_fn`), read the same type from the
+/// extensions:
+///
+/// ```
+/// use tower_token_auth::{Claims, StandardClaims};
+///
+/// fn subject(req: &http::Request<()>) -> Option<String> {
+///     let claims = req.extensions().get::<Claims<StandardClaims>>()?;
+///     claims.sub.clone()
+/// }
+/// # assert_eq!(subject(&http::Request::new(())), None);
+/// ```
+pub struct Claims<T>(pub Arc<T>);
+
+impl<T> Claims<T> {
+    /// Claims made by hand, e.g. to call a handler in a unit test.
+    ///
+    /// ```
+    /// use tower_token_auth::{Claims, StandardClaims};
+    ///
+    /// let claims = Claims::new(StandardClaims::default());
+    /// assert_eq!(claims.sub, None);
+    /// ```
+    pub fn new(claims: T) -> Self {
+        Claims(Arc::new(claims))
+    }
+
+    /// The claims, without a copy when this is the last reference to them.
+    ///
+    /// ```
+    /// use tower_token_auth::{Claims, StandardClaims};
+    ///
+    /// let claims: StandardClaims = Claims::new(StandardClaims::default()).into_inner();
+    /// # let _ = claims;
+    /// ```
+    pub fn into_inner(self) -> T
+    where
+        T: Clone,
+    {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl<T> Clone for Claims<T> {
+    fn clone(&self) -> Self {
+        Claims(Arc::clone(&self.0))
+    }
+}
 
 impl<T> Deref for Claims<T> {
     type Target = T;
@@ -47,16 +99,21 @@ impl<T> Deref for Claims<T> {
     }
 }
 
-impl<T> DerefMut for Claims<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.0
+impl<T: fmt::Debug> fmt::Debug for Claims<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claims").field(&*self.0).finish()
     }
 }
 
-impl<T> Claims<T> {
-    /// The claims.
-    pub fn into_inner(self) -> T {
-        self.0
+impl<T: PartialEq> PartialEq for Claims<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T: Serialize> Serialize for Claims<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize(&self.0, s)
     }
 }
 
@@ -204,42 +261,6 @@ impl StandardClaims {
     }
 }
 
-/// The verified claims of the request's token, as the layer puts them in the request
-/// extensions (shared, cheap to clone). Read them from there outside axum, e.g. in a tonic
-/// handler or a plain `service_fn`:
-///
-/// ```
-/// use tower_token_auth::{StandardClaims, VerifiedClaims};
-///
-/// fn subject(req: &http::Request<()>) -> Option<String> {
-///     let claims = req.extensions().get::<VerifiedClaims<StandardClaims>>()?;
-///     claims.sub.clone()
-/// }
-/// # assert_eq!(subject(&http::Request::new(())), None);
-/// ```
-#[derive(Debug)]
-pub struct VerifiedClaims<T>(pub(crate) Arc<T>);
-
-impl<T> Clone for VerifiedClaims<T> {
-    fn clone(&self) -> Self {
-        VerifiedClaims(Arc::clone(&self.0))
-    }
-}
-
-impl<T> Deref for VerifiedClaims<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> VerifiedClaims<T> {
-    /// The shared claims.
-    pub fn shared(&self) -> Arc<T> {
-        Arc::clone(&self.0)
-    }
-}
-
 /// Put in the request extensions by the layer, so extractors can tell "no layer" from "no
 /// token" and name the claims type the layer was built for.
 #[derive(Clone)]
@@ -315,12 +336,12 @@ mod extract {
 
     impl std::error::Error for ClaimsRejection {}
 
-    fn lookup<T: Clone + Send + Sync + 'static>(
+    fn lookup<T: Send + Sync + 'static>(
         parts: &Parts,
     ) -> Result<Option<Claims<T>>, ClaimsRejection> {
         let wanted = std::any::type_name::<T>();
-        if let Some(c) = parts.extensions.get::<super::VerifiedClaims<T>>() {
-            return Ok(Some(Claims(T::clone(&c.0))));
+        if let Some(c) = parts.extensions.get::<Claims<T>>() {
+            return Ok(Some(c.clone()));
         }
         match parts.extensions.get::<LayerMarker>() {
             None => Err(ClaimsRejection::MissingLayer { wanted }),
@@ -341,7 +362,7 @@ mod extract {
     impl<S, T> FromRequestParts<S> for Claims<T>
     where
         S: Send + Sync,
-        T: Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
     {
         type Rejection = ClaimsRejection;
 
@@ -368,7 +389,7 @@ mod extract {
     impl<S, T> OptionalFromRequestParts<S> for Claims<T>
     where
         S: Send + Sync,
-        T: Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
     {
         type Rejection = ClaimsRejection;
 

@@ -42,13 +42,13 @@
 //!
 //! The verified claims reach the handlers: tonic copies the HTTP request extensions into
 //! [`tonic::Request::extensions`], so a handler reads
-//! `request.extensions().get::<VerifiedClaims<StandardClaims>>()` (the claims type of the
+//! `request.extensions().get::<Claims<StandardClaims>>()` (the claims type of the
 //! layer, see [`TokenAuthLayer::with_claims`](crate::TokenAuthLayer::with_claims)) and
 //! `request.extensions().get::<Grants>()`. Behind a required layer they are always there.
 //!
 //! ```no_run
 //! use tonic::{service::Routes, transport::Server, Request, Status};
-//! use tower_token_auth::{AuthConfig, GrpcResponder, Keys, RequireScope, StandardClaims, TokenAuthLayer, VerifiedClaims};
+//! use tower_token_auth::{AuthConfig, Claims, GrpcResponder, Keys, RequireScope, StandardClaims, TokenAuthLayer};
 //!
 //! async fn serve(routes: Routes, keys: Keys) -> Result<(), Box<dyn std::error::Error>> {
 //!     let cfg = AuthConfig::builder()
@@ -71,7 +71,7 @@
 //! fn caller<M>(request: &Request<M>) -> Result<String, Status> {
 //!     let claims = request
 //!         .extensions()
-//!         .get::<VerifiedClaims<StandardClaims>>()
+//!         .get::<Claims<StandardClaims>>()
 //!         .ok_or_else(|| Status::unauthenticated("no verified token"))?;
 //!     Ok(claims.sub.clone().unwrap_or_default())
 //! }

@@ -23,8 +23,8 @@
 //!     .audience("api://orders")
 //!     .build()?;
 //!
-//! async fn me(Claims(claims): Claims<StandardClaims>) -> String {
-//!     claims.sub.unwrap_or_default()
+//! async fn me(claims: Claims<StandardClaims>) -> String {
+//!     claims.sub.clone().unwrap_or_default()
 //! }
 //! let app = Router::new().route("/me", get(me)).layer(TokenAuthLayer::new(cfg));
 //!
@@ -127,7 +127,7 @@ mod validate;
 pub use cache::{CacheStats, DEFAULT_CACHE_CAPACITY};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
-pub use claims::{Claims, StandardClaims, VerifiedClaims};
+pub use claims::{Claims, StandardClaims};
 pub use clock::{DEFAULT_LEEWAY, MAX_LEEWAY};
 pub use config::{AuthConfig, AuthConfigBuilder, Issuer, DEFAULT_MAX_TOKEN_LEN};
 #[cfg(feature = "diagnose")]

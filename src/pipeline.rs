@@ -19,9 +19,10 @@ use serde::de::DeserializeOwned;
 use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
+use crate::keys::Pending;
 use crate::revocation::Local;
 use crate::scope::Grants;
-use crate::validate::{into_claims, token_ref, validate_step, Accepted, ClaimsMap, Pending, Step};
+use crate::validate::{into_claims, token_ref, validate_step, Accepted, ClaimsMap, Step};
 
 /// The checks of one configuration, with the layer's cache when there is one.
 pub(crate) struct Pipeline<'a, T> {

@@ -351,7 +351,7 @@ mod axum_responses {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// async fn me(Claims(c): Claims<StandardClaims>) -> String { c.sub.unwrap_or_default() }
+    /// async fn me(c: Claims<StandardClaims>) -> String { c.sub.clone().unwrap_or_default() }
     /// // No TokenAuthLayer: the extractor rejects with 500 and says why.
     /// let app: Router = Router::new().route("/me", get(me));
     /// let req = http::Request::get("/me").body(Body::empty()).unwrap();

@@ -18,7 +18,7 @@ use crate::config::{type_matches, ConfigInner, Trust};
 use crate::crypto::{self, VerifyError};
 use crate::error::{cap, AuthError, Problem, Reason, TokenFacts};
 use crate::jws::{self, Header};
-use crate::keys::{KeySet, KeySource, Lookup};
+use crate::keys::{Lookup, Pending, Unresolved};
 
 /// Verified claims, as JSON.
 pub(crate) type ClaimsMap = Map<String, Value>;
@@ -78,23 +78,6 @@ pub(crate) fn into_claims<T: DeserializeOwned>(claims: ClaimsMap) -> Result<T, A
         )
         .with_source(e)
     })
-}
-
-/// A remote key fetch the validation must wait for before it can finish. The fetch runs on
-/// its own (see [`Flight`](crate::keys::remote::Flight)): dropping this never cancels it.
-#[cfg(feature = "remote")]
-pub(crate) struct Pending(crate::keys::remote::Flight);
-
-/// Without remote keys, validation never waits.
-#[cfg(not(feature = "remote"))]
-pub(crate) enum Pending {}
-
-impl Pending {
-    /// Waits for the fetch.
-    pub(crate) async fn run(self) {
-        #[cfg(feature = "remote")]
-        self.0.wait().await;
-    }
 }
 
 /// A verified token: its claims, the index of its issuer's trust and the version of the key
@@ -205,50 +188,18 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
 
     // Key and signature.
     if let (Some(alg), Some(trust)) = (alg, trust) {
-        let set = current_set(trust, may_fetch)?;
-        version = set.version();
-        let mut lookup = set.lookup(header.kid.as_deref(), alg);
-        // A remote set may not have the token's key yet: an unknown `kid` whose algorithm the
-        // configuration allows is an unknown key (so it may trigger a refetch), not a
-        // disallowed algorithm (the key rotated to another algorithm).
-        if matches!(lookup, Lookup::AlgNotAllowed)
-            && trust.keys.is_remote()
-            && cfg.allowed.contains(alg)
-            && header.kid.as_deref().is_some_and(|k| !set.has_kid(k))
-        {
-            lookup = Lookup::UnknownKey;
-        }
-        match lookup {
-            Lookup::AlgNotAllowed => problems.push(Problem::about(Reason::AlgNotAllowed, "alg")),
-            Lookup::UnknownKey => {
-                on_unknown_kid(trust, header.kid.as_deref(), may_fetch, version)?;
-                problems.push(Problem::about(Reason::UnknownKey, "kid"));
-            }
-            Lookup::Found(key) => match URL_SAFE_NO_PAD.decode(jws.signature) {
-                Ok(sig) if !sig.is_empty() => {
-                    let message = jws.signing_input;
-                    match crypto::verify(alg, &key.key, key.prepared(alg), message, &sig) {
-                        Ok(()) => {}
-                        Err(VerifyError::Signature) => {
-                            problems.push(Problem::new(Reason::BadSignature))
-                        }
-                        Err(VerifyError::Key) => {
-                            tracing::warn!(
-                                target: "tower_token_auth",
-                                kid = ?key.kid,
-                                ?alg,
-                                "configured key could not verify: check the key material"
-                            );
-                            problems.push(Problem::new(Reason::BadSignature));
-                        }
-                    }
-                }
-                Ok(_) => problems.push(Problem::new(Reason::BadSignature)),
-                Err(_) => problems.push(Problem::about(
-                    Reason::Malformed,
-                    "signature is not unpadded base64url",
-                )),
-            },
+        let kid = header.kid.as_deref();
+        let checked = trust
+            .keys
+            .resolve(kid, alg, cfg.allowed, may_fetch, |lookup, v| {
+                version = v;
+                check_signature(lookup, alg, &jws)
+            });
+        match checked {
+            Ok(None) => {}
+            Ok(Some(problem)) => problems.push(problem),
+            Err(Unresolved::Wait(pending)) => return Err(Flow::Wait(pending)),
+            Err(Unresolved::Unavailable(e)) => return Err(Flow::Reject(e)),
         }
     }
 
@@ -272,74 +223,36 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     }
 }
 
-/// The key set of a trust: borrowed for static keys, the current snapshot for remote ones.
-enum SetRef<'a> {
-    Borrowed(&'a KeySet),
-    #[cfg(feature = "remote")]
-    Owned(std::sync::Arc<KeySet>, u64),
-}
-
-impl SetRef<'_> {
-    fn version(&self) -> u64 {
-        match self {
-            SetRef::Borrowed(_) => 0,
-            #[cfg(feature = "remote")]
-            SetRef::Owned(_, v) => *v,
+/// The signature step: the key found for the token verifies its signature, or the problem.
+fn check_signature(lookup: Lookup<'_>, alg: Algorithm, jws: &jws::Segments<'_>) -> Option<Problem> {
+    let key = match lookup {
+        Lookup::AlgNotAllowed => return Some(Problem::about(Reason::AlgNotAllowed, "alg")),
+        Lookup::UnknownKey => return Some(Problem::about(Reason::UnknownKey, "kid")),
+        Lookup::Found(key) => key,
+    };
+    let sig = match URL_SAFE_NO_PAD.decode(jws.signature) {
+        Ok(sig) if !sig.is_empty() => sig,
+        Ok(_) => return Some(Problem::new(Reason::BadSignature)),
+        Err(_) => {
+            return Some(Problem::about(
+                Reason::Malformed,
+                "signature is not unpadded base64url",
+            ))
+        }
+    };
+    match crypto::verify(alg, &key.key, key.prepared(alg), jws.signing_input, &sig) {
+        Ok(()) => None,
+        Err(VerifyError::Signature) => Some(Problem::new(Reason::BadSignature)),
+        Err(VerifyError::Key) => {
+            tracing::warn!(
+                target: "tower_token_auth",
+                kid = ?key.kid,
+                ?alg,
+                "configured key could not verify: check the key material"
+            );
+            Some(Problem::new(Reason::BadSignature))
         }
     }
-}
-
-impl std::ops::Deref for SetRef<'_> {
-    type Target = KeySet;
-    fn deref(&self) -> &KeySet {
-        match self {
-            SetRef::Borrowed(s) => s,
-            #[cfg(feature = "remote")]
-            SetRef::Owned(s, _) => s,
-        }
-    }
-}
-
-/// The keys to check against now, or what must be waited for first.
-fn current_set(trust: &Trust, may_fetch: bool) -> Result<SetRef<'_>, Flow> {
-    match &trust.keys {
-        KeySource::Static(set) => {
-            let _ = may_fetch;
-            Ok(SetRef::Borrowed(set))
-        }
-        #[cfg(feature = "remote")]
-        KeySource::Remote(remote) => match remote.snapshot() {
-            crate::keys::remote::Snapshot::Keys(set, v) => Ok(SetRef::Owned(set, v)),
-            crate::keys::remote::Snapshot::Unavailable => {
-                if may_fetch {
-                    if let Some(flight) = remote.fetch_for_unavailable() {
-                        return Err(Flow::Wait(Pending(flight)));
-                    }
-                }
-                Err(Flow::Reject(remote.unavailable()))
-            }
-        },
-    }
-}
-
-/// An unknown `kid` on a remote source: refetch once per cool-down, join a running fetch, or
-/// check again if the set changed since it was read; otherwise `unknown_key` at once.
-fn on_unknown_kid(
-    trust: &Trust,
-    kid: Option<&str>,
-    may_fetch: bool,
-    version: u64,
-) -> Result<(), Flow> {
-    #[cfg(feature = "remote")]
-    if let KeySource::Remote(remote) = &trust.keys {
-        if may_fetch && kid.is_some() {
-            if let Some(flight) = remote.fetch_for_unknown_kid(version) {
-                return Err(Flow::Wait(Pending(flight)));
-            }
-        }
-    }
-    let _ = (trust, kid, may_fetch, version);
-    Ok(())
 }
 
 fn check_claims(

@@ -73,9 +73,10 @@ pub(super) fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(),
             let alg = ec_alg(key.try_get_as_bytes().unwrap_or_default(), label)?;
             (key, vec![alg])
         }
-        Material::EcDer(der) => {
-            let alg = ec_alg(der, label)?;
-            (DecodingKey::from_ec_der(der), vec![alg])
+        // jsonwebtoken's `from_ec_der` / `from_ed_der` take the raw point / raw key, not DER.
+        Material::EcPoint(point) => {
+            let alg = ec_alg(point, label)?;
+            (DecodingKey::from_ec_der(point), vec![alg])
         }
         Material::EdPem(pem) => {
             if !is_public_pem(pem) {
@@ -92,11 +93,11 @@ pub(super) fn resolve(spec: &KeySpec, out: &mut Vec<VerifyingKey>) -> Result<(),
             }
             (key, vec![Algorithm::EdDSA])
         }
-        Material::EdDer(der) => {
-            if der.len() != 32 {
+        Material::EdRaw(raw) => {
+            if raw.len() != 32 {
                 return Err(invalid("give the raw 32-byte Ed25519 public key"));
             }
-            (DecodingKey::from_ed_der(der), vec![Algorithm::EdDSA])
+            (DecodingKey::from_ed_der(raw), vec![Algorithm::EdDSA])
         }
         Material::Jwk(json) => {
             const FIX: &str = "give one JWK as JSON with kty, and n/e, crv/x/y or k";

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 
-use crate::error::ConfigError;
+use crate::error::{AuthError, ConfigError};
 
 mod algs;
 mod jwk;
@@ -79,9 +79,9 @@ enum Material {
     RsaPem(Vec<u8>),
     RsaDer(Vec<u8>),
     EcPem(Vec<u8>),
-    EcDer(Vec<u8>),
+    EcPoint(Vec<u8>),
     EdPem(Vec<u8>),
-    EdDer(Vec<u8>),
+    EdRaw(Vec<u8>),
     Jwk(String),
     JwkSet(String),
     #[cfg(feature = "remote")]
@@ -95,9 +95,9 @@ impl Material {
             Material::RsaPem(_) => "RSA PEM key",
             Material::RsaDer(_) => "RSA DER key",
             Material::EcPem(_) => "EC PEM key",
-            Material::EcDer(_) => "EC DER key",
+            Material::EcPoint(_) => "raw EC point key",
             Material::EdPem(_) => "Ed25519 PEM key",
-            Material::EdDer(_) => "Ed25519 DER key",
+            Material::EdRaw(_) => "raw Ed25519 key",
             Material::Jwk(_) => "JWK",
             Material::JwkSet(_) => "JWK set",
             #[cfg(feature = "remote")]
@@ -141,9 +141,18 @@ impl Keys {
         Keys::one(Material::EcPem(pem.as_ref().to_vec()))
     }
 
-    /// An EC public key as the uncompressed point (`0x04 || x || y`).
-    pub fn ec_der(der: impl AsRef<[u8]>) -> Self {
-        Keys::one(Material::EcDer(der.as_ref().to_vec()))
+    /// An EC public key as its uncompressed SEC1 point (`0x04 || x || y`: 65 bytes for P-256,
+    /// 97 for P-384), as in an X.509 `subjectPublicKey` bit string. It is checked at `build()`.
+    ///
+    /// ```
+    /// use tower_token_auth::Keys;
+    ///
+    /// let point: &[u8] = &[0x04; 65]; // your key's bytes
+    /// let keys = Keys::ec_point(point).kid("p256-1");
+    /// # assert!(!keys.is_empty());
+    /// ```
+    pub fn ec_point(point: impl AsRef<[u8]>) -> Self {
+        Keys::one(Material::EcPoint(point.as_ref().to_vec()))
     }
 
     /// An Ed25519 public key in PEM (`BEGIN PUBLIC KEY`), for EdDSA.
@@ -151,9 +160,18 @@ impl Keys {
         Keys::one(Material::EdPem(pem.as_ref().to_vec()))
     }
 
-    /// An Ed25519 public key as its raw 32 bytes.
-    pub fn ed_der(der: impl AsRef<[u8]>) -> Self {
-        Keys::one(Material::EdDer(der.as_ref().to_vec()))
+    /// An Ed25519 public key as its raw 32 bytes (RFC 8032), for EdDSA. The length is
+    /// checked at `build()`.
+    ///
+    /// ```
+    /// use tower_token_auth::Keys;
+    ///
+    /// let raw = [0u8; 32]; // your key's bytes
+    /// let keys = Keys::ed_raw(raw).kid("ed-1");
+    /// # assert!(!keys.is_empty());
+    /// ```
+    pub fn ed_raw(raw: impl AsRef<[u8]>) -> Self {
+        Keys::one(Material::EdRaw(raw.as_ref().to_vec()))
     }
 
     /// One JSON Web Key (RFC 7517) as JSON text. Its `kid` and `alg` are used; a key marked
@@ -257,6 +275,33 @@ impl fmt::Debug for Keys {
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod remote;
 
+/// Why [`KeySource::resolve`] could not answer now.
+pub(crate) enum Unresolved {
+    /// Remote keys are being fetched: wait, then resolve again.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    Wait(Pending),
+    /// No usable keys (`keys_unavailable`).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    Unavailable(AuthError),
+}
+
+/// A remote key fetch a validation must wait for. The fetch runs on its own (see
+/// [`Flight`](remote::Flight)): dropping this never cancels it.
+#[cfg(feature = "remote")]
+pub(crate) struct Pending(pub(crate) remote::Flight);
+
+/// Without remote keys, validation never waits.
+#[cfg(not(feature = "remote"))]
+pub(crate) enum Pending {}
+
+impl Pending {
+    /// Waits for the fetch.
+    pub(crate) async fn run(self) {
+        #[cfg(feature = "remote")]
+        self.0.wait().await;
+    }
+}
+
 /// Where a trust's keys come from.
 #[derive(Debug)]
 pub(crate) enum KeySource {
@@ -317,12 +362,26 @@ impl KeySource {
         }
     }
 
-    /// `true` for remote sources (whose set can change).
-    pub(crate) fn is_remote(&self) -> bool {
+    /// Runs `verify` with the key for a token's `kid` and `alg` (or why there is none) while
+    /// the key set is held, with the set's version. Static keys always answer now; remote keys
+    /// may first need a fetch: `Unresolved::Wait` (only with `may_fetch`) is the shared fetch
+    /// to wait for before resolving again, `Unresolved::Unavailable` the `keys_unavailable`
+    /// error. `allowed` is the configuration's algorithm allow-list.
+    pub(crate) fn resolve<R>(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        allowed: AlgSet,
+        may_fetch: bool,
+        verify: impl FnOnce(Lookup<'_>, u64) -> R,
+    ) -> Result<R, Unresolved> {
         match self {
-            KeySource::Static(_) => false,
+            KeySource::Static(set) => {
+                let _ = (allowed, may_fetch);
+                Ok(verify(set.lookup(kid, alg), 0))
+            }
             #[cfg(feature = "remote")]
-            KeySource::Remote(_) => true,
+            KeySource::Remote(r) => r.resolve(kid, alg, allowed, may_fetch, verify),
         }
     }
 

@@ -123,7 +123,9 @@ impl KeySet {
             .collect()
     }
 
-    /// `true` if a key has this `kid`.
+    /// `true` if a key has this `kid` (remote sets tell an unknown `kid` from a rotated
+    /// algorithm with it).
+    #[cfg(feature = "remote")]
     pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
     }

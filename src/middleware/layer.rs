@@ -45,8 +45,8 @@ pub(crate) enum Mode {
 ///     .audience("api")
 ///     .build()?;
 ///
-/// async fn me(Claims(c): Claims<StandardClaims>) -> String {
-///     c.sub.unwrap_or_default()
+/// async fn me(c: Claims<StandardClaims>) -> String {
+///     c.sub.clone().unwrap_or_default()
 /// }
 ///
 /// let app: Router = Router::new()

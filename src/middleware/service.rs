@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::future::{CheckFuture, ResponseFuture};
 use super::layer::{Mode, TokenAuthLayer};
 use crate::cache::TokenCache;
-use crate::claims::{LayerMarker, VerifiedClaims};
+use crate::claims::{Claims, LayerMarker};
 use crate::config::AuthConfig;
 use crate::error::{AuthError, Reason};
 use crate::pipeline::{Pipeline, Progress, Rest, Verified};
@@ -129,7 +129,7 @@ where
         Ok(Some((claims, grants))) => {
             crate::metrics::request("accepted", "none", timer.seconds());
             parts.extensions.insert(marker(true));
-            parts.extensions.insert(VerifiedClaims(claims));
+            parts.extensions.insert(Claims(claims));
             parts.extensions.insert(grants);
         }
         Ok(None) => {

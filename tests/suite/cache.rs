@@ -159,9 +159,9 @@ async fn claims_come_through_on_hits() {
         .route(
             "/",
             get(
-                |tower_token_auth::Claims(c): tower_token_auth::Claims<
-                    tower_token_auth::StandardClaims,
-                >| async move { c.jti.unwrap_or_default() },
+                |c: tower_token_auth::Claims<tower_token_auth::StandardClaims>| async move {
+                    c.jti.clone().unwrap_or_default()
+                },
             ),
         )
         .layer(layer.clone());

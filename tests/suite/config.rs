@@ -366,22 +366,22 @@ fn invalid_key_garbage_rsa_der() {
 }
 
 #[test]
-fn invalid_key_garbage_ec_der() {
+fn invalid_key_garbage_ec_point() {
     assert_invalid_key(
-        Keys::ec_der([0x02; 33]),
-        "EC DER key",
+        Keys::ec_point([0x02; 33]),
+        "raw EC point key",
         "uncompressed P-256 or P-384",
     );
     assert_invalid_key(
-        Keys::ec_der([0x04; 64]),
-        "EC DER key",
+        Keys::ec_point([0x04; 64]),
+        "raw EC point key",
         "uncompressed P-256 or P-384",
     );
 }
 
 #[test]
-fn invalid_key_garbage_ed_der() {
-    assert_invalid_key(Keys::ed_der([7u8; 31]), "Ed25519 DER key", "32-byte");
+fn invalid_key_garbage_ed_raw() {
+    assert_invalid_key(Keys::ed_raw([7u8; 31]), "raw Ed25519 key", "32-byte");
 }
 
 #[test]
@@ -615,8 +615,8 @@ fn pem_keys(key: &TestKey) -> Keys {
 fn der_keys(key: &TestKey) -> Keys {
     let raw = spki_key(key.public_pem().unwrap());
     match key.algorithm() {
-        Algorithm::ES256 | Algorithm::ES384 => Keys::ec_der(raw),
-        Algorithm::EdDSA => Keys::ed_der(raw),
+        Algorithm::ES256 | Algorithm::ES384 => Keys::ec_point(raw),
+        Algorithm::EdDSA => Keys::ed_raw(raw),
         _ => Keys::rsa_der(raw),
     }
 }

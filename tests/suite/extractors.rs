@@ -25,7 +25,7 @@ struct Other {
 async fn claims_without_layer_is_500_saying_to_add_the_layer() {
     let app: Router = Router::new().route(
         "/",
-        get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+        get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
     );
     let r = send(app, bearer(&token("alice"))).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -48,7 +48,7 @@ async fn optional_claims_without_layer_is_500() {
 #[tokio::test]
 async fn claims_of_other_type_behind_standard_layer_is_500_naming_with_claims() {
     let app = Router::new()
-        .route("/", get(|Claims(c): Claims<Other>| async move { c.sub }))
+        .route("/", get(|c: Claims<Other>| async move { c.sub.clone() }))
         .layer(TokenAuthLayer::new(cfg()));
     let r = send(app, bearer(&token("alice"))).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -59,12 +59,15 @@ async fn claims_of_other_type_behind_standard_layer_is_500_naming_with_claims() 
 
 #[tokio::test]
 async fn optional_claims_of_other_type_behind_optional_layer_without_token_is_500() {
-    let app = Router::new()
-        .route(
-            "/",
-            get(|c: Option<Claims<Other>>| async move { c.map(|c| c.0.sub).unwrap_or_default() }),
-        )
-        .layer(TokenAuthLayer::new(cfg()).optional());
+    let app =
+        Router::new()
+            .route(
+                "/",
+                get(|c: Option<Claims<Other>>| async move {
+                    c.map(|c| c.sub.clone()).unwrap_or_default()
+                }),
+            )
+            .layer(TokenAuthLayer::new(cfg()).optional());
     let r = send(app, anonymous()).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.body.contains("with_claims"), "{}", r.body);
@@ -99,7 +102,7 @@ fn my_claims_app() -> Router {
     Router::new()
         .route(
             "/",
-            get(|Claims(c): Claims<MyClaims>| async move { format!("{}@{}", c.sub, c.tenant) }),
+            get(|c: Claims<MyClaims>| async move { format!("{}@{}", c.sub, c.tenant) }),
         )
         .layer(TokenAuthLayer::new(cfg()).with_claims::<MyClaims>())
 }
@@ -145,7 +148,7 @@ async fn with_claims_standard_claims_extractor_is_500_naming_with_claims() {
     let app = Router::new()
         .route(
             "/",
-            get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
         )
         .layer(TokenAuthLayer::new(cfg()).with_claims::<MyClaims>());
     let tok = key()

@@ -26,8 +26,7 @@ use tower::Service;
 use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::testing::TestKey;
 use tower_token_auth::{
-    AuthConfig, Grants, GrpcResponder, Keys, RequireScope, StandardClaims, TokenAuthLayer,
-    VerifiedClaims,
+    AuthConfig, Claims, Grants, GrpcResponder, Keys, RequireScope, StandardClaims, TokenAuthLayer,
 };
 
 const ISSUER: &str = "https://issuer.test";
@@ -52,7 +51,7 @@ struct HelloReply {
 async fn say_hello(request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
     let claims = request
         .extensions()
-        .get::<VerifiedClaims<StandardClaims>>()
+        .get::<Claims<StandardClaims>>()
         .ok_or_else(|| Status::internal("no claims in the request extensions"))?;
     let grants = request
         .extensions()

@@ -160,9 +160,9 @@ fn keys(fx: &Fixture, form: KeyForm) -> Keys {
             .and(Keys::ed_pem(&k.ed25519.public_pem).kid(k.ed25519.kid.clone())),
         KeyForm::Der => hmac
             .and(Keys::rsa_der(b64(&k.rsa.public_der_b64url)).kid(k.rsa.kid.clone()))
-            .and(Keys::ec_der(b64(&k.p256.public_der_b64url)).kid(k.p256.kid.clone()))
-            .and(Keys::ec_der(b64(&k.p384.public_der_b64url)).kid(k.p384.kid.clone()))
-            .and(Keys::ed_der(b64(&k.ed25519.public_der_b64url)).kid(k.ed25519.kid.clone())),
+            .and(Keys::ec_point(b64(&k.p256.public_der_b64url)).kid(k.p256.kid.clone()))
+            .and(Keys::ec_point(b64(&k.p384.public_der_b64url)).kid(k.p384.kid.clone()))
+            .and(Keys::ed_raw(b64(&k.ed25519.public_der_b64url)).kid(k.ed25519.kid.clone())),
     }
 }
 
@@ -193,7 +193,7 @@ async fn verdict(cfg: &AuthConfig, token: &str) -> String {
 async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
     let body = match req
         .extensions()
-        .get::<tower_token_auth::VerifiedClaims<StandardClaims>>()
+        .get::<tower_token_auth::Claims<StandardClaims>>()
     {
         Some(c) => serde_json::json!({
             "sub": c.sub,

@@ -194,7 +194,7 @@ async fn anonymous_on_invalid_valid_token_gives_claims() {
                 |c: Option<Claims<StandardClaims>>, err: Option<Extension<AuthError>>| async move {
                     format!(
                         "sub:{} error:{}",
-                        c.and_then(|c| c.0.sub).unwrap_or_default(),
+                        c.and_then(|c| c.sub.clone()).unwrap_or_default(),
                         err.is_some()
                     )
                 },
@@ -214,7 +214,7 @@ async fn anonymous_on_invalid_error_is_in_request_extensions_of_service_fn() {
             let err = req.extensions().get::<AuthError>().cloned();
             let claims = req
                 .extensions()
-                .get::<tower_token_auth::VerifiedClaims<StandardClaims>>()
+                .get::<tower_token_auth::Claims<StandardClaims>>()
                 .cloned();
             let text = format!(
                 "claims:{} reason:{}",

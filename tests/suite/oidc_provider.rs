@@ -162,7 +162,7 @@ fn app(cfg: AuthConfig) -> Router {
     Router::new()
         .route(
             "/me",
-            get(|Claims(c): Claims<StandardClaims>| async move { Json(c) }),
+            get(|c: Claims<StandardClaims>| async move { Json(c) }),
         )
         .layer(TokenAuthLayer::new(cfg))
 }

@@ -29,7 +29,7 @@ type FullRes = http::Response<Full<Bytes>>;
 async fn echo(req: Request<String>) -> Result<FullRes, Infallible> {
     let sub = req
         .extensions()
-        .get::<tower_token_auth::VerifiedClaims<StandardClaims>>()
+        .get::<tower_token_auth::Claims<StandardClaims>>()
         .and_then(|c| c.sub.clone())
         .unwrap_or_else(|| "nobody".into());
     Ok(http::Response::new(Full::new(Bytes::from(format!(

@@ -1123,7 +1123,7 @@ fn my_claims_app(cfg: AuthConfig) -> Router {
     Router::new()
         .route(
             "/",
-            get(|Claims(c): Claims<MyClaims>| async move { format!("{}@{}", c.sub, c.tenant) }),
+            get(|c: Claims<MyClaims>| async move { format!("{}@{}", c.sub, c.tenant) }),
         )
         .layer(TokenAuthLayer::new(cfg).with_claims::<MyClaims>())
 }

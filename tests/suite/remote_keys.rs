@@ -31,7 +31,7 @@ use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::testing::TestKey;
 use tower_token_auth::{
     AuthConfig, AuthError, Claims, ConfigError, DefaultResponder, Issuer, Keys, Reason,
-    StandardClaims, TokenAuth, TokenAuthLayer, VerifiedClaims,
+    StandardClaims, TokenAuth, TokenAuthLayer,
 };
 
 use crate::common::bearer;
@@ -337,7 +337,7 @@ fn app(cfg: AuthConfig) -> Router {
     Router::new()
         .route(
             "/",
-            get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
         )
         .layer(TokenAuthLayer::new(cfg))
 }
@@ -958,7 +958,7 @@ type PlainFuture = std::future::Ready<Result<Response, Infallible>>;
 fn plain_handler(req: Request<Body>) -> PlainFuture {
     let sub = req
         .extensions()
-        .get::<VerifiedClaims<StandardClaims>>()
+        .get::<Claims<StandardClaims>>()
         .and_then(|c| c.sub.clone())
         .unwrap_or_default();
     std::future::ready(Ok(Response::new(Body::from(sub))))

@@ -33,7 +33,7 @@ fn responder_app() -> Router {
     Router::new()
         .route(
             "/deep/path",
-            get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
         )
         .layer(TokenAuthLayer::new(cfg()).with_responder(
             |err: &AuthError, parts: &Parts| -> Response<Body> { teapot(err, parts) },

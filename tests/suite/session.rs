@@ -112,7 +112,7 @@ async fn logout(State(issuer): State<TokenIssuer>, headers: HeaderMap) -> Respon
     res
 }
 
-async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
+async fn me(claims: Claims<StandardClaims>) -> Json<Claims<StandardClaims>> {
     Json(claims)
 }
 

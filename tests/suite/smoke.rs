@@ -28,7 +28,7 @@ async fn smoke() {
         let app = Router::new()
             .route(
                 "/",
-                get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+                get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
             )
             .layer(TokenAuthLayer::new(cfg));
         let tok = key

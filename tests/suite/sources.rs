@@ -22,7 +22,7 @@ fn app(cfg: AuthConfig) -> Router {
     Router::new()
         .route(
             "/",
-            get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
         )
         .layer(TokenAuthLayer::new(cfg))
 }

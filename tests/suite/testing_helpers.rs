@@ -43,7 +43,7 @@ fn app_with(cfg: AuthConfig) -> Router {
     Router::new()
         .route(
             "/me",
-            get(|Claims(c): Claims<StandardClaims>| async move { c.sub.unwrap_or_default() }),
+            get(|c: Claims<StandardClaims>| async move { c.sub.clone().unwrap_or_default() }),
         )
         .layer(TokenAuthLayer::new(cfg))
 }

@@ -11,7 +11,7 @@ impl RemoteKeys {
     /// For a request with no usable keys: the fetch to wait for (started now if the back-off
     /// allows one, or the one already running), or `None` if the request must get
     /// `keys_unavailable` now.
-    pub(crate) fn fetch_for_unavailable(self: &Arc<Self>) -> Option<Flight> {
+    pub(super) fn fetch_for_unavailable(self: &Arc<Self>) -> Option<Flight> {
         // The fetch slot is taken before the back-off is consulted, so a request either
         // fetches, or sees the fetch in flight and waits for it.
         let Some(slot) = self.try_begin_fetch() else {
@@ -31,7 +31,7 @@ impl RemoteKeys {
     /// For a token whose `kid` is not in the set of version `seen_version`: the refetch to wait
     /// for (started now if the cool-down allows one, or the one already running), a plain
     /// re-check if a newer set was stored since, or `None` (`unknown_key` at once).
-    pub(crate) fn fetch_for_unknown_kid(self: &Arc<Self>, seen_version: u64) -> Option<Flight> {
+    pub(super) fn fetch_for_unknown_kid(self: &Arc<Self>, seen_version: u64) -> Option<Flight> {
         // Slot first, then the cool-down (see `fetch_for_unavailable`).
         let Some(slot) = self.try_begin_fetch() else {
             return Some(self.in_flight());

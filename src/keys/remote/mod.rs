@@ -57,8 +57,9 @@
 mod fetch;
 mod flight;
 mod options;
+mod resolve;
 mod state;
 
 pub(crate) use flight::Flight;
 pub use options::Remote;
-pub(crate) use state::{RemoteKeys, Snapshot};
+pub(crate) use state::RemoteKeys;

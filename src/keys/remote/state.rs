@@ -63,7 +63,7 @@ impl fmt::Debug for RemoteKeys {
 }
 
 /// What the request path can do with the remote keys right now.
-pub(crate) enum Snapshot {
+pub(super) enum Snapshot {
     /// Usable keys (fresh, or stale within the bound), and their version.
     Keys(Arc<KeySet>, u64),
     /// None usable: never fetched, or stale past the bound. The caller must fetch.
@@ -104,7 +104,7 @@ impl RemoteKeys {
     }
 
     /// The keys for the request path, starting a background refresh when due.
-    pub(crate) fn snapshot(self: &Arc<Self>) -> Snapshot {
+    pub(super) fn snapshot(self: &Arc<Self>) -> Snapshot {
         let guard = self.state.load();
         match guard.as_ref() {
             Some(state) if self.usable(state) => Snapshot::Keys(state.keys.clone(), state.version),

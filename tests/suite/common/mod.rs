@@ -148,9 +148,9 @@ pub(crate) fn required_app(layer: TokenAuthLayer, calls: Arc<AtomicUsize>) -> Ro
     Router::new()
         .route(
             "/",
-            get(move |Claims(c): Claims<StandardClaims>| async move {
+            get(move |c: Claims<StandardClaims>| async move {
                 calls.fetch_add(1, Ordering::SeqCst);
-                c.sub.unwrap_or_default()
+                c.sub.clone().unwrap_or_default()
             }),
         )
         .layer(layer)
@@ -164,7 +164,7 @@ pub(crate) fn optional_app(layer: TokenAuthLayer, calls: Arc<AtomicUsize>) -> Ro
             get(move |c: Option<Claims<StandardClaims>>| async move {
                 calls.fetch_add(1, Ordering::SeqCst);
                 match c {
-                    Some(Claims(c)) => format!("some:{}", c.sub.unwrap_or_default()),
+                    Some(c) => format!("some:{}", c.sub.clone().unwrap_or_default()),
                     None => "none".to_owned(),
                 }
             }),
