@@ -77,7 +77,8 @@
 //! | the pipeline: every step below, in order, for every entrance (layer, gRPC, [`AuthConfig::validate`], [`diagnose()`]) | `src/pipeline.rs` |
 //! | the verified-token cache | `src/cache.rs` |
 //! | the compact JWS: segments and header | `src/jws.rs` |
-//! | keys (static, remote), signature, claims, user checks | `src/validate.rs`, `src/keys/`, `src/crypto.rs` |
+//! | the key for the token: static sets, or remote keys behind one `resolve` call (fetch, join a fetch, or answer now) | `src/keys/set.rs`, `src/keys/remote/resolve.rs` |
+//! | signature (`check_signature`), claims (`check_claims`), user checks | `src/validate.rs`, `src/crypto.rs` |
 //! | revocation | `src/revocation/` |
 //! | the answer: status, challenge, problem body | `src/response.rs`, `src/error/` |
 //!
