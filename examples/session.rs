@@ -2,12 +2,15 @@
 //! reuse detection, logout.
 //!
 //! ```text
-//! cargo run --example session --features issuer          # PORT=8080 cargo run ...
+//! cargo run --example session --features issuer                  # PORT=8080 cargo run ...
+//! cargo run --example session --features issuer -- --port 8080   # --port wins over PORT
 //!
 //! options:
+//!   --port N         the port to listen on, on 127.0.0.1 (default: PORT, else 3001;
+//!                    0 picks a free port)
 //!   -h, --help       print this help
 //! environment:
-//!   PORT             the port to listen on, on 127.0.0.1 (default 3001)
+//!   PORT             the port to listen on when --port is not given (default 3001)
 //!   SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start)
 //! ```
 //!
@@ -24,19 +27,22 @@
 //! - `GET /me`: protected by `TokenAuthLayer`, reading the access token from the cookie (or
 //!   `Authorization: Bearer`), echoes the claims. A refresh token sent here is `wrong_type`.
 //!
-//! `SameSite=Strict` keeps other sites from making the browser send these cookies (CSRF).
-//! The signing secret is random per start unless `SESSION_SECRET` (at least 32 bytes) is
-//! set, so restarting logs everybody out.
+//! Cookies are read and written with axum-extra's [`CookieJar`], request bodies with axum's
+//! [`Form`] and [`Json`]. `SameSite=Strict` keeps other sites from making the browser send
+//! these cookies (CSRF). The signing secret is random per start unless `SESSION_SECRET` (at
+//! least 32 bytes) is set, so restarting logs everybody out.
 //!
 //! [`TokenIssuer`]: tower_token_auth::issuer::TokenIssuer
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde_json::json;
 use tower_token_auth::issuer::{Login, TokenIssuer, TokenPair};
 use tower_token_auth::response::problem_response;
 use tower_token_auth::revocation::MemoryRevocationStore;
@@ -56,23 +62,36 @@ const USERS: [(&str, &str, &str); 2] = [
 ];
 
 const USAGE: &str = "\
-usage: cargo run --example session --features issuer [-- --help]
+usage: cargo run --example session --features issuer [-- [--port N] [--help]]
 
+  --port N         the port to listen on, on 127.0.0.1 (default: PORT, else 3001;
+                   0 picks a free port)
   -h, --help       print this help
 
 environment:
-  PORT             the port to listen on, on 127.0.0.1 (default 3001)
+  PORT             the port to listen on when --port is not given (default 3001)
   SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start)";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(arg) = std::env::args().nth(1) {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            return Ok(());
+    let mut port_flag = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            "--port" => match args.next().map(|v| v.parse::<u16>()) {
+                Some(Ok(port)) => port_flag = Some(port),
+                _ => {
+                    eprintln!("error: --port needs a port number (0 to 65535)\n\n{USAGE}");
+                    std::process::exit(2);
+                }
+            },
+            // Arguments were ignored before `--help` existed: keep starting, and say so.
+            _ => eprintln!("session: ignoring unknown argument {arg:?} (see --help)"),
         }
-        // Arguments were ignored before `--help` existed: keep starting, and say so.
-        eprintln!("session: ignoring unknown argument {arg:?} (see --help)");
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -95,9 +114,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .build()?;
 
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
+    // `--port` wins over `PORT`, so replicas started side by side can each get their own.
+    let port = port_flag
+        .or_else(|| std::env::var("PORT").ok()?.parse().ok())
         .unwrap_or(3001);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -151,117 +170,100 @@ fn app(issuer: TokenIssuer) -> Result<Router, Box<dyn std::error::Error>> {
         .merge(protected))
 }
 
+/// The login form: `username` and `password`, from a JSON body (`Content-Type:
+/// application/json`) or an HTML form (`application/x-www-form-urlencoded`).
 #[derive(serde::Deserialize)]
 struct Credentials {
     username: String,
     password: String,
 }
 
-/// Reads `username` and `password` from a JSON or form body.
-fn credentials(headers: &HeaderMap, body: &[u8]) -> Option<Credentials> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if json {
-        return serde_json::from_slice(body).ok();
+impl<S: Send + Sync> FromRequest<S> for Credentials {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        let credentials = if is_json {
+            Json::<Self>::from_request(req, state)
+                .await
+                .map(|Json(c)| c)
+                .ok()
+        } else {
+            Form::<Self>::from_request(req, state)
+                .await
+                .map(|Form(c)| c)
+                .ok()
+        };
+        // One answer for every unusable body (wrong type, bad syntax, a field missing), in
+        // the JSON the client reads anyway, rather than each extractor's plain-text rejection.
+        credentials.ok_or_else(|| error(StatusCode::BAD_REQUEST, "username and password required"))
     }
-    let (mut username, mut password) = (None, None);
-    for (k, v) in form_urlencoded::parse(body) {
-        match &*k {
-            "username" => username = Some(v.into_owned()),
-            "password" => password = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    Some(Credentials {
-        username: username?,
-        password: password?,
-    })
 }
 
-async fn login(
-    State(issuer): State<TokenIssuer>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    let Some(creds) = credentials(&headers, &body) else {
-        return json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({ "error": "username and password required" }),
-        );
-    };
+async fn login(State(issuer): State<TokenIssuer>, jar: CookieJar, creds: Credentials) -> Response {
     let Some((user, _, scopes)) = USERS
         .iter()
         .find(|(u, p, _)| *u == creds.username && *p == creds.password)
     else {
-        return json(
-            StatusCode::UNAUTHORIZED,
-            serde_json::json!({ "error": "invalid_credentials" }),
-        );
+        return error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     };
     match issuer.issue(Login::new(*user).scope(*scopes)).await {
-        Ok(pair) => with_session_cookies(
-            json(
-                StatusCode::OK,
-                serde_json::json!({
-                    "sub": user,
-                    "expires_in": pair.expires_in,
-                    "refresh_expires_in": pair.refresh_expires_in,
-                }),
-            ),
-            &pair,
-        ),
+        Ok(pair) => {
+            let body = json!({
+                "sub": user,
+                "expires_in": pair.expires_in,
+                "refresh_expires_in": pair.refresh_expires_in,
+            });
+            (with_session(jar, &pair), NO_STORE, Json(body)).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "could not issue tokens");
-            json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({ "error": "server_error" }),
-            )
+            error(StatusCode::INTERNAL_SERVER_ERROR, "server_error")
         }
     }
 }
 
-async fn refresh(State(issuer): State<TokenIssuer>, headers: HeaderMap) -> Response<Body> {
-    let Some(token) = read_cookie(&headers, REFRESH_COOKIE) else {
-        return rejection(&AuthError::new(Reason::Missing), false);
+async fn refresh(State(issuer): State<TokenIssuer>, jar: CookieJar) -> Response {
+    let Some(token) = cookie_value(&jar, REFRESH_COOKIE) else {
+        return rejection(&AuthError::new(Reason::Missing));
     };
     match issuer.refresh(token).await {
-        Ok(pair) => with_session_cookies(
-            json(
-                StatusCode::OK,
-                serde_json::json!({
-                    "expires_in": pair.expires_in,
-                    "refresh_expires_in": pair.refresh_expires_in,
-                }),
-            ),
-            &pair,
-        ),
-        // Revoked, reused, expired, forged: the cookies are useless, clear them. A store
-        // that is down (503) is worth a retry: keep them.
+        Ok(pair) => {
+            let body = json!({
+                "expires_in": pair.expires_in,
+                "refresh_expires_in": pair.refresh_expires_in,
+            });
+            (with_session(jar, &pair), NO_STORE, Json(body)).into_response()
+        }
         Err(e) => {
             let err = e.to_auth_error();
-            let clear = !err.reason().is_unavailable();
-            rejection(&err, clear)
+            // A store that is down (503) is worth a retry: keep the cookies. Revoked, reused,
+            // expired, forged: they are useless, clear them.
+            if err.reason().is_unavailable() {
+                rejection(&err)
+            } else {
+                (without_session(jar), rejection(&err)).into_response()
+            }
         }
     }
 }
 
-async fn logout(State(issuer): State<TokenIssuer>, headers: HeaderMap) -> Response<Body> {
-    if let Some(token) = read_cookie(&headers, ACCESS_COOKIE) {
+async fn logout(State(issuer): State<TokenIssuer>, jar: CookieJar) -> Response {
+    if let Some(token) = cookie_value(&jar, ACCESS_COOKIE) {
         if let Err(e) = issuer.logout(token).await {
             let err = e.to_auth_error();
             if err.reason().is_unavailable() {
-                return rejection(&err, false);
+                return rejection(&err);
             }
             // An invalid token names no session to end: clearing the cookies is all there
             // is to do.
         }
     }
-    let mut res = Response::new(Body::empty());
-    *res.status_mut() = StatusCode::NO_CONTENT;
-    clear_cookies(&mut res);
-    res
+    (StatusCode::NO_CONTENT, without_session(jar)).into_response()
 }
 
 async fn me(claims: Claims<StandardClaims>) -> Json<Claims<StandardClaims>> {
@@ -270,71 +272,72 @@ async fn me(claims: Claims<StandardClaims>) -> Json<Claims<StandardClaims>> {
 
 // ----- helpers -----
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response<Body> {
-    let mut res = Response::new(Body::from(body.to_string()));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
+/// Replies that set cookies holding tokens: no cache may keep them.
+const NO_STORE: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
+
+/// `{"error": code}` with `status`.
+fn error(status: StatusCode, code: &str) -> Response {
+    (status, Json(json!({ "error": code }))).into_response()
 }
 
-/// The crate's problem response for `err`, with the error in the extensions as the layer
-/// does; optionally clearing the session cookies.
-fn rejection(err: &AuthError, clear: bool) -> Response<Body> {
-    let mut res: Response<Body> = problem_response(err, Some(REALM));
+/// The crate's problem response for `err` (status, `WWW-Authenticate`, JSON body), with the
+/// error in the extensions as the layer does.
+fn rejection(err: &AuthError) -> Response {
+    let mut res: Response = problem_response(err, Some(REALM));
     res.extensions_mut().insert(err.clone());
-    if clear {
-        clear_cookies(&mut res);
-    }
     res
 }
 
-fn cookie(name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
-    let text = format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
-    );
-    // Tokens are base64url and dots: always a valid header value.
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+/// The value of cookie `name`; an empty one counts as absent (a cleared cookie).
+fn cookie_value<'j>(jar: &'j CookieJar, name: &str) -> Option<&'j str> {
+    jar.get(name).map(Cookie::value).filter(|v| !v.is_empty())
 }
 
-fn with_session_cookies(mut res: Response<Body>, pair: &TokenPair) -> Response<Body> {
-    let h = res.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        cookie(ACCESS_COOKIE, &pair.access_token, "/", pair.expires_in),
-    );
-    h.append(
-        header::SET_COOKIE,
-        cookie(
+/// A session cookie: sent over HTTPS only, hidden from scripts, and never sent on requests
+/// started by other sites (no CSRF).
+fn session_cookie(
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age: u64,
+) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path(path)
+        .max_age(time::Duration::seconds(
+            max_age.try_into().unwrap_or(i64::MAX),
+        ))
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .build()
+}
+
+/// Both cookies of `pair`. The refresh cookie's path keeps the browser from sending it
+/// anywhere but the refresh endpoint.
+fn with_session(jar: CookieJar, pair: &TokenPair) -> CookieJar {
+    jar.add(session_cookie(
+        ACCESS_COOKIE,
+        pair.access_token.clone(),
+        "/",
+        pair.expires_in,
+    ))
+    .add(session_cookie(
+        REFRESH_COOKIE,
+        pair.refresh_token.clone(),
+        REFRESH_PATH,
+        pair.refresh_expires_in,
+    ))
+}
+
+/// Both cookies overwritten by empty ones that expire at once (`Max-Age=0`; the browser
+/// replaces a cookie of the same name and path). `CookieJar::remove` would work too; it
+/// adds an `Expires` date in the past.
+fn without_session(jar: CookieJar) -> CookieJar {
+    jar.add(session_cookie(ACCESS_COOKIE, String::new(), "/", 0))
+        .add(session_cookie(
             REFRESH_COOKIE,
-            &pair.refresh_token,
+            String::new(),
             REFRESH_PATH,
-            pair.refresh_expires_in,
-        ),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-fn clear_cookies(res: &mut Response<Body>) {
-    let h = res.headers_mut();
-    h.append(header::SET_COOKIE, cookie(ACCESS_COOKIE, "", "/", 0));
-    h.append(
-        header::SET_COOKIE,
-        cookie(REFRESH_COOKIE, "", REFRESH_PATH, 0),
-    );
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v)
+            0,
+        ))
 }

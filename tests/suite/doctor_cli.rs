@@ -2,15 +2,14 @@
 //! 1 invalid, 2 bad usage, 3 nothing wrong but no key to verify the signature), plain output
 //! when piped, every key source that needs no network, and the mode without a key source.
 //!
-//! The example is built once per test run with `cargo build --example doctor` (the same
-//! features as this test when it runs with `--all-features`, so the build is usually fresh) and
-//! its executable is taken from cargo's JSON messages.
+//! The example is built once per test run (`common::example_exe`: `cargo build --example doctor`
+//! with the same features as this test when it runs with `--all-features`, so the build is
+//! usually fresh).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -26,38 +25,8 @@ const SECRET: &[u8] = b"doctor's HS256 secret, 32 bytes!";
 // ---------------------------------------------------------------------------------------------
 
 /// The `doctor` executable, built on first use.
-fn doctor() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "--example",
-            "doctor",
-            "--message-format=json",
-        ]);
-        // `rust-crypto` is off by default: with it on, this test runs with `--all-features`.
-        if cfg!(feature = "rust-crypto") {
-            cmd.arg("--all-features");
-        }
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
-        assert!(out.status.success(), "cargo build --example doctor failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| {
-                m["reason"] == "compiler-artifact"
-                    && m["target"]["name"] == "doctor"
-                    && m["target"]["kind"][0] == "example"
-            })
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the doctor executable")
-    })
+fn doctor() -> PathBuf {
+    crate::common::example_exe("doctor")
 }
 
 /// Runs `doctor` with `args` (and `stdin`), stdout and stderr piped.

@@ -2,11 +2,16 @@
 //! `/me`, refresh rotation, refresh-token reuse detection (the whole family is revoked),
 //! logout, and refresh tokens refused as access tokens (`wrong_type`).
 //!
-//! The router mirrors the example's (examples cannot be imported), built on the library API
-//! only: `TokenIssuer`, `auth_config()`, `source::cookie`, `TokenAuthLayer`.
+//! Most tests run a router that mirrors the example's (examples cannot be imported), built on
+//! the library API only: `TokenIssuer`, `auth_config()`, `source::cookie`, `TokenAuthLayer`.
+//! `the_example_serves_the_whole_flow` runs the example itself, built and started as a user
+//! starts it (`--port`), through the same client.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -187,6 +192,7 @@ impl SetCookie {
 struct Reply {
     status: StatusCode,
     www_authenticate: Option<String>,
+    cache_control: Option<String>,
     cookies: HashMap<String, SetCookie>,
     body: Value,
 }
@@ -213,8 +219,13 @@ impl Client {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+        Client::at(format!("http://{addr}"))
+    }
+
+    /// A client of the server at `base` (`http://127.0.0.1:port`).
+    fn at(base: String) -> Client {
         Client {
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::new(),
         }
     }
@@ -222,10 +233,13 @@ impl Client {
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let res = req.send().await.unwrap();
         let status = res.status();
-        let www_authenticate = res
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .map(|v| v.to_str().unwrap().to_owned());
+        let header = |name| {
+            res.headers()
+                .get(name)
+                .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        let www_authenticate = header(header::WWW_AUTHENTICATE);
+        let cache_control = header(header::CACHE_CONTROL);
         let mut cookies = HashMap::new();
         for v in res.headers().get_all(header::SET_COOKIE) {
             let mut parts = v.to_str().unwrap().split(';').map(str::trim);
@@ -243,6 +257,7 @@ impl Client {
         Reply {
             status,
             www_authenticate,
+            cache_control,
             cookies,
             body,
         }
@@ -259,6 +274,18 @@ impl Client {
             .await;
         assert_eq!(reply.status, StatusCode::OK);
         reply
+    }
+
+    /// `POST /login` with a JSON body.
+    async fn login_json(&self, username: &str, password: &str) -> Reply {
+        let body = serde_json::json!({ "username": username, "password": password });
+        self.send(
+            self.http
+                .post(format!("{}/login", self.base))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+        )
+        .await
     }
 
     async fn me(&self, cookies: &str) -> Reply {
@@ -282,6 +309,52 @@ impl Client {
     async fn refresh(&self, refresh_token: &str) -> Reply {
         self.post("/refresh", &format!("{REFRESH}={refresh_token}"))
             .await
+    }
+}
+
+/// `examples/session.rs` running, killed when dropped.
+struct Example {
+    child: Child,
+    base: String,
+}
+
+impl Example {
+    /// Starts the example with `args`, a random signing secret and `PORT` set to a port that is
+    /// taken (so an example that ignored `--port` for `PORT` would fail to start), and waits
+    /// for the address it prints.
+    fn start(args: &[&str]) -> Example {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut child = Command::new(crate::common::example_exe("session"))
+            .args(args)
+            .env("PORT", taken.local_addr().unwrap().port().to_string())
+            .env_remove("SESSION_SECRET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the session example starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) =
+                    line.strip_prefix("tower-token-auth session example listening on ")
+                {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the session example prints the address it listens on");
+        Example { child, base }
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -501,4 +574,80 @@ async fn refresh_without_a_cookie_is_missing() {
         Some(r#"Bearer realm="session""#)
     );
     assert!(reply.cookies.is_empty(), "nothing to clear");
+}
+
+/// The example itself, as a user runs it: the flow its startup banner suggests, checked.
+#[tokio::test]
+async fn the_example_serves_the_whole_flow() {
+    let example = Example::start(&["--port", "0"]);
+    let client = Client::at(example.base.clone());
+
+    // Login (form): both cookies, with their attributes; the reply is not to be cached.
+    let login = client.login().await;
+    assert_eq!(login.cache_control.as_deref(), Some("no-store"));
+    assert_eq!(login.body["sub"], "alice");
+    assert_eq!(login.body["expires_in"], 600);
+    assert_eq!(login.body["refresh_expires_in"], 1_209_600);
+    for (name, path, max_age) in [
+        (ACCESS, "path=/", "max-age=600"),
+        (REFRESH, "path=/refresh", "max-age=1209600"),
+    ] {
+        let c = login.cookie(name);
+        for attr in ["httponly", "secure", "samesite=strict", path, max_age] {
+            assert!(c.has(attr), "{name}: {attr} missing in {c:?}");
+        }
+    }
+    let (access, first_refresh) = tokens(&login);
+
+    // /me with the access cookie.
+    let me = client.me(&format!("{ACCESS}={access}")).await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    assert_eq!(me.body["sub"], "alice");
+    assert_eq!(me.body["scope"], "orders:read orders:write");
+    assert_eq!(me.body["iss"], "https://session.local");
+
+    // Refresh rotates both cookies; the new access token works.
+    let rotated = client.refresh(&first_refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    assert_eq!(rotated.cache_control.as_deref(), Some("no-store"));
+    assert_eq!(rotated.body["expires_in"], 600);
+    let (newest_access, newest_refresh) = tokens(&rotated);
+    assert_ne!(newest_access, access);
+    assert_ne!(newest_refresh, first_refresh);
+    let me = client.me(&format!("{ACCESS}={newest_access}")).await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+
+    // The first refresh token again: reuse. The session ends and the cookies are cleared.
+    let reuse = client.refresh(&first_refresh).await;
+    assert_rejected(&reuse, Reason::Revoked);
+    for name in [ACCESS, REFRESH] {
+        let c = reuse.cookie(name);
+        assert_eq!(c.value, "", "{name}");
+        assert!(c.has("max-age=0"), "{name}: {c:?}");
+    }
+    assert_rejected(
+        &client.me(&format!("{ACCESS}={newest_access}")).await,
+        Reason::Revoked,
+    );
+    assert_rejected(&client.refresh(&newest_refresh).await, Reason::Revoked);
+
+    // Login with JSON, then logout: 204, cookies cleared, the access token revoked.
+    assert_eq!(
+        client.login_json("alice", "guess").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let bob = client.login_json("bob", "builder").await;
+    assert_eq!(bob.status, StatusCode::OK, "{:?}", bob.body);
+    let (bob_access, bob_refresh) = tokens(&bob);
+    let jar = format!("{ACCESS}={bob_access}");
+    assert_eq!(client.me(&jar).await.status, StatusCode::OK);
+    let out = client.post("/logout", &jar).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    for (name, path) in [(ACCESS, "path=/"), (REFRESH, "path=/refresh")] {
+        let c = out.cookie(name);
+        assert_eq!(c.value, "", "{name}");
+        assert!(c.has("max-age=0") && c.has(path), "{name}: {c:?}");
+    }
+    assert_rejected(&client.me(&jar).await, Reason::Revoked);
+    assert_rejected(&client.refresh(&bob_refresh).await, Reason::Revoked);
 }

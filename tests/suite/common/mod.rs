@@ -1,9 +1,12 @@
 //! Helpers shared by several modules of the suite (each was defined, identically, in more than
 //! one test file before the files became one binary).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::response::Response;
 use axum::{body::Body, routing::get, Router};
@@ -170,4 +173,46 @@ pub(crate) fn optional_app(layer: TokenAuthLayer, calls: Arc<AtomicUsize>) -> Ro
             }),
         )
         .layer(layer)
+}
+
+/// The executable of the example `name`, built on first use with `cargo build --example name`
+/// (the same features as this test when it runs with `--all-features`, so the build is usually
+/// fresh) and found through cargo's JSON messages.
+pub(crate) fn example_exe(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    // Held during the build: tests of the same example wait for one build.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(exe) = built.get(name) {
+        return exe.clone();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "build",
+        "--quiet",
+        "--example",
+        name,
+        "--message-format=json",
+    ]);
+    // `rust-crypto` is off by default: with it on, this test runs with `--all-features`.
+    if cfg!(feature = "rust-crypto") {
+        cmd.arg("--all-features");
+    }
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
+    assert!(out.status.success(), "cargo build --example {name} failed");
+    let exe = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == name
+                && m["target"]["kind"][0] == "example"
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo names the {name} executable"));
+    built.insert(name.to_owned(), exe.clone());
+    exe
 }
