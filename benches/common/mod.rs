@@ -5,6 +5,11 @@
 //! A variant is a closure doing one request (or one decode). [`group`] builds the variants of
 //! one group, each checked once (status and `Reason`) before it is returned.
 //!
+//! Every token is a typical access token ([`typical`]: `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`,
+//! `jti`, a 5-entry `scope` string, a `roles` array and a custom `tenant` claim), and every
+//! layer and the baseline deserialize it into a custom claims type, [`AccessClaims`]
+//! (`TokenAuthLayer::with_claims::<AccessClaims>()`, `jsonwebtoken::decode::<AccessClaims>`).
+//!
 //! Groups `HS256`, `RS256`, `ES256`, `EdDSA` (accepted requests, one token per algorithm
 //! minted once, issued at a fixed past instant and valid for 50 years, unless said otherwise):
 //!
@@ -13,7 +18,7 @@
 //! | `bare` | a `service_fn` echo service, `ready().call()` on a current-thread `block_on` |
 //! | `bare_router` | an axum `Router` with one route (`GET /`, empty 200), `clone().oneshot(req)` |
 //! | `verify` | `jsonwebtoken::crypto::verify` alone: the signature floor (verifier built per call, signature base64-decoded) |
-//! | `decode` | `jsonwebtoken::decode::<Value>` alone (`iss`, `aud`, `exp`, `nbf` checked) |
+//! | `decode` | `jsonwebtoken::decode::<AccessClaims>` alone (`iss`, `aud`, `exp`, `nbf` checked) |
 //! | `baseline` | a thin hand-written tower layer around that `decode` ([`JwtLayer`]) |
 //! | `ours_cold` | `TokenAuthLayer` with `.cache_capacity(0)`: every request validated in full |
 //! | `ours_miss` | `TokenAuthLayer` with the cache on (1 slot) and two tokens alternating: every request is a cache miss plus an insert, the cold path of the default configuration |
@@ -25,7 +30,10 @@
 //! path with realistic memory, each request taking the next of a pool of [`POOL`] distinct
 //! tokens (so far more tokens than the 4096 cache slots come between two uses of one token):
 //! `pool_baseline`, `pool_cold` (cache off) and `pool_default` (`TokenAuthLayer::new`,
-//! default 4096-slot cache, all misses: evictions touch memory that is no longer cached).
+//! default 4096-slot cache, all misses: evictions touch memory that is no longer cached),
+//! plus `pool_repeat90`: the default layer where 9 requests in 10 carry one of [`HOT`]
+//! tokens that keep coming back (fewer than the slots) and the 10th the next token of the
+//! pool (seen once), the shape of a service whose users send the same token for an hour.
 //! They exist for HS256, ES256 and EdDSA; RS256 is left out because signing 32768 tokens with
 //! RSA takes too long for a benchmark set-up.
 //!
@@ -59,7 +67,6 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::Value;
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_token_auth::clock::ManualClock;
@@ -99,7 +106,11 @@ pub(crate) const ACCEPTED_VARIANTS: [&str; 9] = [
 ];
 
 /// Accepted-path variants built only for the criterion bench (see the module docs).
-pub(crate) const POOL_VARIANTS: [&str; 3] = ["pool_baseline", "pool_cold", "pool_default"];
+pub(crate) const POOL_VARIANTS: [&str; 4] =
+    ["pool_baseline", "pool_cold", "pool_default", "pool_repeat90"];
+
+/// Distinct tokens that keep coming back in `pool_repeat90` (fewer than the 4096 slots).
+pub(crate) const HOT: usize = 1024;
 
 /// Distinct tokens in the pool of the `pool_*` variants.
 pub(crate) const POOL: usize = 32_768;
@@ -138,6 +149,21 @@ pub(crate) fn variant_names(group: &str) -> &'static [&'static str] {
 // ---------------------------------------------------------------------------------------
 // The thin hand-written layer (the baseline).
 // ---------------------------------------------------------------------------------------
+
+/// The custom claims type of the benchmarks: what a typical API reads from its tokens.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub(crate) struct AccessClaims {
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+    pub(crate) aud: String,
+    pub(crate) exp: i64,
+    pub(crate) nbf: i64,
+    pub(crate) iat: i64,
+    pub(crate) jti: String,
+    pub(crate) scope: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) tenant: String,
+}
 
 /// A minimal JWT layer: Bearer token, `jsonwebtoken::decode`, claims into the extensions.
 #[derive(Clone)]
@@ -184,7 +210,9 @@ where
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| jsonwebtoken::decode::<Value>(t, &self.key, &self.validation).ok());
+            .and_then(|t| {
+                jsonwebtoken::decode::<AccessClaims>(t, &self.key, &self.validation).ok()
+            });
         match claims {
             Some(data) => {
                 req.extensions_mut().insert(data.claims);
@@ -335,14 +363,23 @@ fn signed(name: &str, sign: impl FnOnce() -> String) -> String {
     token
 }
 
+/// A typical access token's claims (`iat`, `nbf` and `exp` come from the builder).
+fn typical<'k>(
+    b: tower_token_auth::testing::TokenBuilder<'k>,
+    jti: &str,
+) -> tower_token_auth::testing::TokenBuilder<'k> {
+    b.issuer(ISSUER)
+        .audience(AUDIENCE)
+        .subject("user-4f1c9a2e")
+        .scope("orders:read orders:write invoices:read profile email")
+        .claim("jti", jti)
+        .claim("roles", vec!["admin", "billing"])
+        .claim("tenant", "acme-eu")
+}
+
 fn accepted_token(key: &TestKey, jti: &str) -> String {
-    signed(&format!("{:?}-{jti}", key.algorithm()), || {
-        key.token_at(ISSUED_AT)
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-            .subject("bench-user")
-            .scope("orders:read orders:write")
-            .claim("jti", jti)
+    signed(&format!("{:?}-typical-{jti}", key.algorithm()), || {
+        typical(key.token_at(ISSUED_AT), jti)
             .expires_in(LIFETIME)
             .sign()
     })
@@ -355,6 +392,11 @@ fn validation(alg: Algorithm) -> Validation {
     v.set_required_spec_claims(&["exp", "iss", "aud"]);
     v.validate_nbf = true;
     v
+}
+
+/// The layer of every `ours_*` variant: the configuration, claims as [`AccessClaims`].
+fn layer(key: &TestKey) -> TokenAuthLayer<AccessClaims> {
+    TokenAuthLayer::new(config(key)).with_claims::<AccessClaims>()
 }
 
 fn config(key: &TestKey) -> AuthConfig {
@@ -435,7 +477,7 @@ fn bare_router() -> Router {
 }
 
 /// Runs `f` a few times and asserts the cache counters moved as expected.
-fn assert_cache(layer: &TokenAuthLayer, f: &mut Variant, hits: bool, what: &str) {
+fn assert_cache<T>(layer: &TokenAuthLayer<T>, f: &mut Variant, hits: bool, what: &str) {
     let before = layer.cache_stats();
     for _ in 0..4 {
         f();
@@ -497,10 +539,10 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
         let key = alg.decoding.clone();
         let val = validation.clone();
         let token = token.clone();
-        let decoded = jsonwebtoken::decode::<Value>(&token, &key, &val);
+        let decoded = jsonwebtoken::decode::<AccessClaims>(&token, &key, &val);
         assert!(decoded.is_ok(), "{name}: jsonwebtoken rejects: {decoded:?}");
         let f: Variant = Box::new(move || {
-            let res = jsonwebtoken::decode::<Value>(black_box(token.as_str()), &key, &val);
+            let res = jsonwebtoken::decode::<AccessClaims>(black_box(token.as_str()), &key, &val);
             black_box(res.ok());
         });
         out.push(("decode", f));
@@ -521,7 +563,7 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
         out.push(("baseline", f));
     }
     if want("ours_cold") {
-        let layer = TokenAuthLayer::new(config(&alg.key)).cache_capacity(0);
+        let layer = layer(&alg.key).cache_capacity(0);
         assert_eq!(layer.cache_stats().capacity, 0);
         let auth = auth.clone();
         let f = service_variant(
@@ -536,7 +578,7 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
     if want("ours_miss") {
         // One slot and two tokens taking turns: each request evicts the other token, so
         // every request is a lookup that misses, a full validation and an insert.
-        let layer = TokenAuthLayer::new(config(&alg.key)).cache_capacity(1);
+        let layer = layer(&alg.key).cache_capacity(1);
         let pair = [auth.clone(), bearer(&accepted_token(&alg.key, "bench-2"))];
         let turn = Cell::new(0usize);
         let mut f = service_variant(
@@ -553,7 +595,7 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
         out.push(("ours_miss", f));
     }
     if want("ours_warm") {
-        let layer = TokenAuthLayer::new(config(&alg.key));
+        let layer = layer(&alg.key);
         let auth = auth.clone();
         let mut f = service_variant(
             rt,
@@ -566,7 +608,7 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
         out.push(("ours_warm", f));
     }
     if want("router_warm") {
-        let layer = TokenAuthLayer::new(config(&alg.key));
+        let layer = layer(&alg.key);
         let router = bare_router().layer(layer.clone());
         let mut f = router_variant(rt, "router_warm", router, auth.clone());
         assert_cache(&layer, &mut f, true, "router_warm");
@@ -601,7 +643,7 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
             out.push(("pool_baseline", f));
         }
         if want("pool_cold") {
-            let layer = TokenAuthLayer::new(config(&alg.key)).cache_capacity(0);
+            let layer = layer(&alg.key).cache_capacity(0);
             let f = service_variant(
                 rt,
                 "pool_cold",
@@ -612,7 +654,7 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
             out.push(("pool_cold", f));
         }
         if want("pool_default") {
-            let layer = TokenAuthLayer::new(config(&alg.key));
+            let layer = layer(&alg.key);
             let mut f = service_variant(
                 rt,
                 "pool_default",
@@ -622,6 +664,38 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
             );
             assert_cache(&layer, &mut f, false, "pool_default");
             out.push(("pool_default", f));
+        }
+        if want("pool_repeat90") {
+            let layer = layer(&alg.key);
+            let hot: Rc<[HeaderValue]> = (0..HOT)
+                .map(|i| bearer(&accepted_token(&alg.key, &format!("hot-{i}"))))
+                .collect();
+            let pool = Rc::clone(&pool);
+            let (n, next) = (Cell::new(0usize), Cell::new(0usize));
+            let mut f = service_variant(
+                rt,
+                "pool_repeat90",
+                layer.layer(service_fn(echo)),
+                move || {
+                    let i = n.get();
+                    n.set(i.wrapping_add(1));
+                    if i % 10 == 9 {
+                        let j = next.get();
+                        next.set((j + 1) % pool.len());
+                        request(Some(&pool[j]))
+                    } else {
+                        // A fixed stride through the hot set: every hot token returns
+                        // within a few thousand requests.
+                        request(Some(&hot[i.wrapping_mul(7919) % hot.len()]))
+                    }
+                },
+                Expect::Ok,
+            );
+            // Warm it up: every hot token seen a few times.
+            for _ in 0..4 * HOT {
+                f();
+            }
+            out.push(("pool_repeat90", f));
         }
     }
     out
@@ -634,11 +708,8 @@ fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
     let want = |v: &str| only.is_none_or(|o| o == v);
     let good = accepted_token(&key, "bench-1");
     let other = accepted_token(&key, "bench-2");
-    let expired = signed("ES256-expired", || {
-        key.token_at(ISSUED_AT)
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-            .subject("bench-user")
+    let expired = signed("ES256-typical-expired", || {
+        typical(key.token_at(ISSUED_AT), "expired")
             .expired_for(Duration::from_secs(3600))
             .sign()
     });
@@ -648,7 +719,7 @@ fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
     let bad_signature = format!("{signed_part}.{other_sig}");
 
     let svc = |cache: usize| {
-        TokenAuthLayer::new(config(&key))
+        layer(&key)
             .cache_capacity(cache)
             .layer(service_fn(echo))
     };
@@ -680,15 +751,9 @@ fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
             .revocation(store.clone())
             .build()
             .expect("valid config");
-        let layer = TokenAuthLayer::new(cfg);
-        let token = signed(&format!("ES256-{jti}"), || {
-            key.token_at(ISSUED_AT)
-                .issuer(ISSUER)
-                .audience(AUDIENCE)
-                .subject("bench-user")
-                .scope("orders:read orders:write")
-                .claim("jti", jti)
-                .sign()
+        let layer = TokenAuthLayer::new(cfg).with_claims::<AccessClaims>();
+        let token = signed(&format!("ES256-typical-{jti}"), || {
+            typical(key.token_at(ISSUED_AT), jti).sign()
         });
         let auth = bearer(&token);
         let mut svc = layer.layer(service_fn(echo));
