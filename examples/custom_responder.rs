@@ -18,6 +18,7 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::{routing::get, Json, Router};
+use http::request::Parts;
 use tower_token_auth::response::www_authenticate;
 use tower_token_auth::testing::TestKey;
 use tower_token_auth::{
@@ -32,8 +33,9 @@ usage: cargo run --example custom_responder [-- --help]
 environment:
   PORT         the port to listen on, on 127.0.0.1 (default 3002)";
 
-/// The body your clients already parse, and the challenge RFC 6750 asks for.
-fn respond(err: &AuthError, realm: Option<&str>) -> Response {
+/// The body your clients already parse, and the challenge RFC 6750 asks for, with the realm
+/// (and RFC 9728 metadata URL, if any) of the configuration, read from the request parts.
+fn respond(err: &AuthError, parts: &Parts) -> Response {
     let body = serde_json::json!({
         "error": {
             "code": err.reason().code(),
@@ -42,7 +44,7 @@ fn respond(err: &AuthError, realm: Option<&str>) -> Response {
         }
     });
     let mut res = (err.status(), Json(body)).into_response();
-    if let Some(challenge) = www_authenticate(err, realm) {
+    if let Some(challenge) = www_authenticate(err, parts) {
         res.headers_mut()
             .insert(http::header::WWW_AUTHENTICATE, challenge);
     }
@@ -64,13 +66,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .keys(key.keys())
         .issuer("https://custom.local")
         .audience("api://custom")
-        .realm("custom")
+        .realm("custom") // in the challenge of every responder, this one too
         .build()?;
 
     // `responder_fn` infers the closure's argument types.
     let layer =
-        TokenAuthLayer::new(cfg).with_responder(responder_fn(|err, _parts| -> Response<Body> {
-            respond(err, Some("custom"))
+        TokenAuthLayer::new(cfg).with_responder(responder_fn(|err, parts| -> Response<Body> {
+            respond(err, parts)
         }));
     let app = Router::new()
         .route(

@@ -140,6 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .keys(key.keys())
         .issuer(ISSUER)
         .audience(AUDIENCE)
+        .realm("greeter") // the realm of every challenge, whichever responder answers
         .build()?;
 
     let port: u16 = std::env::var("PORT")
@@ -169,7 +170,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Without the -H option the call fails with Code: Unauthenticated.");
 
     Server::builder()
-        .layer(TokenAuthLayer::new(config).with_responder(GrpcResponder::new().realm("greeter")))
+        .layer(TokenAuthLayer::new(config).with_responder(GrpcResponder::new()))
         .add_service(GreeterServer)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;

@@ -271,7 +271,10 @@ pub(crate) struct LayerMarker {
     pub(crate) claims_id: std::any::TypeId,
     pub(crate) claims_type: &'static str,
     pub(crate) authenticated: bool,
+    /// The configuration's realm and RFC 9728 metadata URL: every responder reads them here
+    /// (`response::ChallengeParams`), so they are set in one place, the configuration.
     pub(crate) realm: Option<Arc<str>>,
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 impl fmt::Debug for LayerMarker {

@@ -28,7 +28,8 @@
 //! `grpc-message` is the reason's fixed [`description`](crate::Reason::description),
 //! percent-encoded as the gRPC spec requires: nothing from the token, nothing about keys.
 //! `www-authenticate` is the RFC 6750 challenge the default responder sends
-//! ([`response::www_authenticate`](crate::response::www_authenticate)); tonic hands it to the
+//! ([`response::www_authenticate`](crate::response::www_authenticate)), with the realm and
+//! RFC 9728 `resource_metadata` URL of the configuration; tonic hands it to the
 //! client in [`Status::metadata`]. For the 503 reasons, `grpc-retry-pushback-ms` (the server
 //! pushback of gRPC's retry design, gRFC A6) carries the `Retry-After` of the HTTP answer in
 //! milliseconds; clients with a retry policy wait that long before retrying. As with every
@@ -55,12 +56,13 @@
 //!         .keys(keys)
 //!         .issuer("https://login.example.com")
 //!         .audience("api://greeter")
+//!         .realm("greeter") // in every challenge, of both layers
 //!         .build()?;
 //!     Server::builder()
 //!         // outermost: verifies the token of every call
-//!         .layer(TokenAuthLayer::new(cfg).with_responder(GrpcResponder::new().realm("greeter")))
+//!         .layer(TokenAuthLayer::new(cfg).with_responder(GrpcResponder::new()))
 //!         // then: every call needs the scope `greet` (7 PERMISSION_DENIED otherwise)
-//!         .layer(RequireScope::all(["greet"]).with_responder(GrpcResponder::new().realm("greeter")))
+//!         .layer(RequireScope::all(["greet"]).with_responder(GrpcResponder::new()))
 //!         .add_routes(routes)
 //!         .serve("127.0.0.1:50051".parse()?)
 //!         .await?;
@@ -85,13 +87,11 @@
 //! [`tonic::Request::extensions`]: https://docs.rs/tonic/latest/tonic/struct.Request.html#method.extensions
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::Response;
 
-use crate::claims::LayerMarker;
 use crate::error::{AuthError, Reason};
 use crate::response::{www_authenticate, Responder, DEFAULT_RETRY_AFTER};
 
@@ -128,7 +128,10 @@ pub fn status_code(reason: Reason) -> i32 {
 
 /// A [`Responder`] for gRPC servers (tonic or any other): HTTP 200, `content-type:
 /// application/grpc`, `grpc-status` 16 / 7 / 14, a percent-encoded `grpc-message`, the RFC 6750
-/// `www-authenticate` challenge and an empty body; see the [module docs](self).
+/// `www-authenticate` challenge and an empty body; see the [module docs](self). The realm and
+/// `resource_metadata` URL of the challenge are those of the configuration of the
+/// [`TokenAuthLayer`](crate::TokenAuthLayer) that ran for the call
+/// ([`ChallengeParams`](crate::response::ChallengeParams)).
 ///
 /// It answers for any response body type `B: Default` (`tonic::body::Body`, axum's `Body`,
 /// `String`, …). Use it with [`TokenAuthLayer::with_responder`](crate::TokenAuthLayer::with_responder)
@@ -148,78 +151,63 @@ pub fn status_code(reason: Reason) -> i32 {
 /// # Ok(()) }
 /// ```
 ///
-/// The response it builds:
+/// The response it builds, behind a layer configured with `.realm("shop")`:
 ///
 /// ```
-/// use tower_token_auth::{AuthError, GrpcResponder, Reason, Responder};
+/// use http::{Request, Response};
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_token_auth::{AuthConfig, GrpcResponder, Keys, TokenAuthLayer};
 ///
-/// let (parts, ()) = http::Request::post("/shop.Orders/List").body(()).unwrap().into_parts();
-/// let res: http::Response<String> =
-///     GrpcResponder::new().realm("shop").respond(&AuthError::new(Reason::Expired), &parts);
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cfg = AuthConfig::builder()
+///     .keys(Keys::hmac([7u8; 32]))
+///     .issuer("https://issuer.example")
+///     .audience("api")
+///     .realm("shop")
+///     .build()?;
+/// let svc = TokenAuthLayer::new(cfg)
+///     .with_responder(GrpcResponder::new())
+///     .layer(service_fn(|_req: Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+///     }));
+/// // A call without token.
+/// let res = svc.oneshot(Request::post("/shop.Orders/List").body(String::new())?).await?;
 ///
 /// assert_eq!(res.status(), 200);
 /// assert_eq!(res.headers()["content-type"], "application/grpc");
 /// assert_eq!(res.headers()["grpc-status"], "16");
-/// assert_eq!(res.headers()["grpc-message"], "The token has expired; obtain a new one.");
-/// assert_eq!(
-///     res.headers()["www-authenticate"],
-///     r#"Bearer realm="shop", error="invalid_token", error_description="The token has expired; obtain a new one.""#
-/// );
+/// assert_eq!(res.headers()["grpc-message"], "This resource requires a bearer token.");
+/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="shop""#);
 /// assert!(res.body().is_empty());
+/// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, Default)]
-pub struct GrpcResponder {
-    realm: Option<Arc<str>>,
-}
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct GrpcResponder;
 
 impl GrpcResponder {
-    /// A responder without realm.
-    ///
-    /// [`TokenAuthLayer::with_responder`](crate::TokenAuthLayer::with_responder) replaces the
-    /// default responder, which took its realm from the configuration: for the layer's own
-    /// rejections, set the realm here (with [`realm`](GrpcResponder::realm)) if the challenge
-    /// should carry one.
-    ///
-    /// ```
-    /// use tower_token_auth::GrpcResponder;
-    ///
-    /// let responder = GrpcResponder::new();
-    /// ```
-    pub fn new() -> Self {
-        GrpcResponder::default()
-    }
-
-    /// Sets the realm of the `www-authenticate` challenge (printable ASCII without `"` or `\`;
-    /// other characters are dropped). Without one, a `GrpcResponder` behind a
-    /// `TokenAuthLayer` (in [`RequireScope`](crate::RequireScope)) uses the realm of the
-    /// layer's configuration ([`AuthConfigBuilder::realm`](crate::AuthConfigBuilder::realm)).
+    /// The gRPC responder. Its challenges carry the realm and `resource_metadata` URL of the
+    /// configuration of the layer that ran for the call.
     ///
     /// ```
     /// use tower_token_auth::{AuthError, GrpcResponder, Reason, Responder};
     ///
     /// let (parts, ()) = http::Request::post("/x.Y/Z").body(()).unwrap().into_parts();
     /// let res: http::Response<String> =
-    ///     GrpcResponder::new().realm("api").respond(&AuthError::new(Reason::Missing), &parts);
-    /// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api""#);
+    ///     GrpcResponder::new().respond(&AuthError::new(Reason::Expired), &parts);
+    /// assert_eq!(res.headers()["grpc-status"], "16");
+    /// // No layer ran for these parts: no realm.
+    /// assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with(r#"Bearer error="invalid_token""#));
     /// ```
-    #[must_use]
-    pub fn realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.realm = Some(Arc::from(realm.as_ref()));
-        self
+    pub fn new() -> Self {
+        GrpcResponder
     }
 }
 
 impl<B: Default> Responder<B> for GrpcResponder {
     fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B> {
         let reason = error.reason();
-        // Without a realm of its own (e.g. in `RequireScope` behind the layer), use the one of
-        // the `TokenAuthLayer` that ran for this request, as the default responder does.
-        let realm = self.realm.as_deref().or_else(|| {
-            parts
-                .extensions
-                .get::<LayerMarker>()
-                .and_then(|m| m.realm.as_deref())
-        });
         let mut res = Response::new(B::default());
         let headers = res.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -227,7 +215,7 @@ impl<B: Default> Responder<B> for GrpcResponder {
         if let Ok(message) = HeaderValue::from_str(&percent_encode(reason.description())) {
             headers.insert(GRPC_MESSAGE, message);
         }
-        if let Some(challenge) = www_authenticate(error, realm) {
+        if let Some(challenge) = www_authenticate(error, parts) {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if reason.is_unavailable() {

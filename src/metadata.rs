@@ -1,20 +1,33 @@
 //! RFC 9728 OAuth 2.0 Protected Resource Metadata, as MCP servers and OAuth clients expect.
 //!
 //! Give the configuration a [`ResourceMetadata`] with
-//! [`AuthConfigBuilder::resource_metadata`](crate::AuthConfigBuilder::resource_metadata) and:
+//! [`AuthConfigBuilder::resource_metadata`](crate::AuthConfigBuilder::resource_metadata), then:
 //!
-//! - the layer answers `GET /.well-known/oauth-protected-resource` (with the resource's path
-//!   appended, RFC 9728 §3.1) itself, unauthenticated, with the metadata document (when the
-//!   default responder is used; otherwise serve [`AuthConfig::resource_metadata_json`]
-//!   yourself);
-//! - every `WWW-Authenticate` challenge of the default responder carries
-//!   `resource_metadata="<that URL>"` (RFC 9728 §5.1), so a client that gets a 401 can find
-//!   the authorization server.
+//! - mount [`AuthConfig::resource_metadata_service`] at [`AuthConfig::resource_metadata_path`]
+//!   (`/.well-known/oauth-protected-resource` with the resource's path appended, RFC 9728
+//!   §3.1): a [`MetadataService`] answering `GET` with `200`, `content-type: application/json`
+//!   and the document ([`AuthConfig::resource_metadata_json`]);
+//! - [`TokenAuthLayer`](crate::TokenAuthLayer) lets a `GET` of that path through without
+//!   looking for a token (as anonymous, like [`optional`](crate::TokenAuthLayer::optional)
+//!   with no token), so the service answers whether it is mounted inside the layer or outside;
+//! - every `WWW-Authenticate` challenge (of the default responder, `GrpcResponder`,
+//!   `RequireScope`, and yours through [`ChallengeParams`](crate::response::ChallengeParams))
+//!   carries `resource_metadata="<that URL>"` (RFC 9728 §5.1), so a client that gets a 401
+//!   can find the authorization server.
+//!
+//! The layer does not answer the path itself: it would have to build a body of your response
+//! type, and not every response body can be made from bytes (tonic's cannot). Mounting the
+//! service is one line with axum, and the service works with any tower or hyper stack:
 //!
 //! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use http::Request;
+//! use tower::ServiceExt;
 //! use tower_token_auth::metadata::ResourceMetadata;
-//! use tower_token_auth::{AuthConfig, Keys};
+//! use tower_token_auth::{AuthConfig, Keys, TokenAuthLayer};
 //!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cfg = AuthConfig::builder()
 //!     .keys(Keys::hmac([7u8; 32]))
 //!     .issuer("https://login.example.com")
@@ -24,15 +37,46 @@
 //!             .authorization_server("https://login.example.com")
 //!             .scopes(["mcp:tools", "mcp:resources"]),
 //!     )
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! assert_eq!(
 //!     cfg.resource_metadata_url(),
 //!     Some("https://api.example.com/.well-known/oauth-protected-resource/mcp")
 //! );
+//!
+//! let path = cfg.resource_metadata_path().expect("resource metadata is configured");
+//! let metadata = cfg.resource_metadata_service().expect("resource metadata is configured");
+//! let app = Router::new()
+//!     .route("/mcp", get(|| async { "tools" }))
+//!     .route_service(path, metadata)
+//!     .layer(TokenAuthLayer::new(cfg.clone()));
+//!
+//! // No token needed for the document...
+//! let req = Request::get("/.well-known/oauth-protected-resource/mcp").body(Body::empty())?;
+//! let res = app.clone().oneshot(req).await?;
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(res.headers()["content-type"], "application/json");
+//! // ...and every other route points to it.
+//! let res = app.oneshot(Request::get("/mcp").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(
+//!     res.headers()["www-authenticate"],
+//!     r#"Bearer resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp""#
+//! );
+//! # Ok(()) }
 //! ```
 //!
+//! [`AuthConfig::resource_metadata_service`]: crate::AuthConfig::resource_metadata_service
+//! [`AuthConfig::resource_metadata_path`]: crate::AuthConfig::resource_metadata_path
 //! [`AuthConfig::resource_metadata_json`]: crate::AuthConfig::resource_metadata_json
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use tower_service::Service;
 
 use serde::Serialize;
 
@@ -126,7 +170,7 @@ impl ResourceMetadata {
         Ok(BuiltMetadata {
             path: well_known,
             url,
-            json,
+            json: Arc::from(json),
         })
     }
 }
@@ -136,5 +180,72 @@ impl ResourceMetadata {
 pub(crate) struct BuiltMetadata {
     pub(crate) path: String,
     pub(crate) url: String,
-    pub(crate) json: String,
+    pub(crate) json: Arc<str>,
+}
+
+/// The tower `Service` serving the RFC 9728 metadata document: `GET` (and `HEAD`) answer
+/// `200`, `content-type: application/json` and the document; other methods `405` with
+/// `allow: GET, HEAD`. It ignores the path (mount it at
+/// [`AuthConfig::resource_metadata_path`](crate::AuthConfig::resource_metadata_path)), never
+/// fails, and is cheap to clone. Made by
+/// [`AuthConfig::resource_metadata_service`](crate::AuthConfig::resource_metadata_service);
+/// see the [module docs](self) for axum.
+///
+/// ```
+/// use http::Request;
+/// use tower::ServiceExt;
+/// use tower_token_auth::{metadata::ResourceMetadata, AuthConfig, Keys};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cfg = AuthConfig::builder()
+///     .keys(Keys::hmac([7u8; 32]))
+///     .issuer("https://login.example.com")
+///     .audience("https://api.example.com")
+///     .resource_metadata(ResourceMetadata::new("https://api.example.com"))
+///     .build()?;
+/// let svc = cfg.resource_metadata_service().unwrap();
+///
+/// let res = svc.oneshot(Request::get("/.well-known/oauth-protected-resource").body(())?).await?;
+/// assert_eq!(res.status(), 200);
+/// assert_eq!(res.headers()["content-type"], "application/json");
+/// assert_eq!(res.body(), r#"{"resource":"https://api.example.com","bearer_methods_supported":["header"]}"#);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MetadataService {
+    json: Arc<str>,
+}
+
+impl MetadataService {
+    pub(crate) fn new(built: &BuiltMetadata) -> Self {
+        MetadataService {
+            json: Arc::clone(&built.json),
+        }
+    }
+}
+
+impl<ReqBody> Service<Request<ReqBody>> for MetadataService {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let mut res;
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            res = Response::new(String::from(&*self.json));
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else {
+            res = Response::new(String::new());
+            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            res.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        ready(Ok(res))
+    }
 }

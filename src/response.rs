@@ -1,13 +1,20 @@
 //! Rejection responses: the [`Responder`] trait and the RFC 6750 / RFC 9457
 //! [`DefaultResponder`].
-
-use std::fmt::Write as _;
-use std::sync::Arc;
+//!
+//! The realm and the RFC 9728 `resource_metadata` URL of the challenge are set in one place,
+//! the configuration ([`AuthConfigBuilder::realm`], [`AuthConfigBuilder::resource_metadata`]).
+//! The layer hands them to every responder in the request: [`DefaultResponder`],
+//! `GrpcResponder`, the default responder of
+//! [`RequireScope`](crate::RequireScope), and yours, through [`ChallengeParams::from`]`(parts)`.
+//!
+//! [`AuthConfigBuilder::realm`]: crate::AuthConfigBuilder::realm
+//! [`AuthConfigBuilder::resource_metadata`]: crate::AuthConfigBuilder::resource_metadata
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::Response;
+use std::fmt::Write as _;
 
 use crate::error::{AuthError, Reason};
 
@@ -32,18 +39,9 @@ pub use crate::error::DEFAULT_RETRY_AFTER;
 /// });
 /// ```
 pub trait Responder<B>: Clone + Send + Sync + 'static {
-    /// Builds the response.
+    /// Builds the response. The configuration's realm and `resource_metadata` URL are in
+    /// `parts`: read them with [`ChallengeParams::from`]`(parts)`.
     fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B>;
-
-    /// Builds the `200 application/json` response serving RFC 9728 metadata, if this responder
-    /// can build bodies from text. The default builds none: the layer then lets the request
-    /// through to your routes (serve [`AuthConfig::resource_metadata_json`] there).
-    ///
-    /// [`AuthConfig::resource_metadata_json`]: crate::AuthConfig::resource_metadata_json
-    fn metadata(&self, json: &str) -> Option<Response<B>> {
-        let _ = json;
-        None
-    }
 }
 
 /// Turns a closure into a [`Responder`], as `tower::service_fn` does for services: the
@@ -96,9 +94,75 @@ where
     }
 }
 
+/// The realm and RFC 9728 `resource_metadata` URL of a challenge.
+///
+/// [`ChallengeParams::from`]`(parts)` reads the ones of the configuration of the
+/// [`TokenAuthLayer`](crate::TokenAuthLayer) that ran for the request (both `None` when no
+/// layer ran): what every responder of this crate puts in its challenge, and what yours should
+/// read to send the same. `Option<&str>` converts into a realm alone, so
+/// `www_authenticate(err, Some("api"))` works outside any layer too.
+///
+/// ```
+/// use axum::{body::Body, response::{IntoResponse, Response}, Json};
+/// use tower_token_auth::response::{www_authenticate, ChallengeParams};
+/// use tower_token_auth::{responder_fn, AuthConfig, Keys, TokenAuthLayer};
+///
+/// # fn main() -> Result<(), tower_token_auth::ConfigError> {
+/// let cfg = AuthConfig::builder()
+///     .keys(Keys::hmac([7u8; 32]))
+///     .issuer("https://login.example.com")
+///     .audience("api")
+///     .realm("api")
+///     .build()?;
+/// let layer = TokenAuthLayer::new(cfg).with_responder(responder_fn(|err, parts| -> Response<Body> {
+///     // Your own body, with the realm of the configuration in it...
+///     let realm = ChallengeParams::from(parts).realm;
+///     let body = serde_json::json!({ "code": err.reason().code(), "realm": realm });
+///     let mut res = (err.status(), Json(body)).into_response();
+///     // ...and the challenge the default responder would send.
+///     if let Some(challenge) = www_authenticate(err, parts) {
+///         res.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+///     }
+///     res
+/// }));
+/// # let _ = layer; Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChallengeParams<'a> {
+    /// `realm="…"` ([`AuthConfigBuilder::realm`](crate::AuthConfigBuilder::realm)).
+    pub realm: Option<&'a str>,
+    /// `resource_metadata="…"`, the URL of the RFC 9728 metadata document
+    /// ([`AuthConfigBuilder::resource_metadata`](crate::AuthConfigBuilder::resource_metadata)).
+    pub resource_metadata: Option<&'a str>,
+}
+
+impl<'a> From<&'a Parts> for ChallengeParams<'a> {
+    /// The realm and metadata URL of the layer that ran for this request.
+    fn from(parts: &'a Parts) -> Self {
+        match parts.extensions.get::<crate::claims::LayerMarker>() {
+            Some(m) => ChallengeParams {
+                realm: m.realm.as_deref(),
+                resource_metadata: m.resource_metadata.as_deref(),
+            },
+            None => ChallengeParams::default(),
+        }
+    }
+}
+
+impl<'a> From<Option<&'a str>> for ChallengeParams<'a> {
+    /// A realm (or none) and no metadata URL.
+    fn from(realm: Option<&'a str>) -> Self {
+        ChallengeParams {
+            realm,
+            resource_metadata: None,
+        }
+    }
+}
+
 /// The default responder: the status of the reason, RFC 6750 `WWW-Authenticate: Bearer`
-/// (with the configured realm, `error`, `error_description` and, for `insufficient_scope`,
-/// `scope`), `Retry-After` on 503, and an RFC 9457 `application/problem+json` body:
+/// (with the configured realm, `error`, `error_description`, for `insufficient_scope`
+/// `scope`, and the configured RFC 9728 `resource_metadata` URL), `Retry-After` on 503, and an
+/// RFC 9457 `application/problem+json` body:
 ///
 /// ```json
 /// {
@@ -111,39 +175,35 @@ where
 /// }
 /// ```
 ///
-/// Every text comes from a fixed vocabulary: nothing from the token, nothing about keys.
-#[derive(Clone, Debug, Default)]
-pub struct DefaultResponder {
-    realm: Option<Arc<str>>,
-    resource_metadata: Option<Arc<str>>,
-}
+/// Every text comes from a fixed vocabulary: nothing from the token, nothing about keys. The
+/// realm and metadata URL are those of the configuration of the layer that ran for the request
+/// ([`ChallengeParams`]); it is [`problem_response`]`(error, parts)`.
+///
+/// ```
+/// use tower_token_auth::{AuthError, DefaultResponder, Reason, Responder};
+///
+/// let (parts, ()) = http::Request::get("/orders").body(()).unwrap().into_parts();
+/// // No layer ran for these parts: no realm.
+/// let res: http::Response<axum::body::Body> =
+///     DefaultResponder::new().respond(&AuthError::new(Reason::Missing), &parts);
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers()["www-authenticate"], "Bearer");
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct DefaultResponder;
 
 impl DefaultResponder {
-    /// A responder without realm.
+    /// The default responder (what [`TokenAuthLayer::new`](crate::TokenAuthLayer::new) and
+    /// [`RequireScope`](crate::RequireScope) use).
+    ///
+    /// ```
+    /// use tower_token_auth::{DefaultResponder, RequireScope};
+    ///
+    /// let scope = RequireScope::all(["orders:read"]).with_responder(DefaultResponder::new());
+    /// ```
     pub fn new() -> Self {
-        DefaultResponder::default()
-    }
-
-    /// Sets the realm (it must be printable ASCII without `"` or `\`; other characters are
-    /// dropped).
-    #[must_use]
-    pub fn realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.realm = Some(Arc::from(sanitize(realm.as_ref())));
-        self
-    }
-
-    /// Adds `resource_metadata="<url>"` (RFC 9728) to every challenge.
-    #[must_use]
-    pub fn resource_metadata(mut self, url: impl AsRef<str>) -> Self {
-        self.resource_metadata = Some(Arc::from(sanitize(url.as_ref())));
-        self
-    }
-
-    pub(crate) fn from_config(config: &crate::AuthConfig) -> Self {
-        DefaultResponder {
-            realm: config.realm().map(Arc::from),
-            resource_metadata: config.resource_metadata_url().map(Arc::from),
-        }
+        DefaultResponder
     }
 }
 
@@ -152,58 +212,47 @@ where
     B: From<Bytes>,
 {
     fn respond(&self, error: &AuthError, parts: &Parts) -> Response<B> {
-        // Without a realm of its own (e.g. in `RequireScope` behind the layer), use the one of
-        // the `TokenAuthLayer` that ran for this request.
-        let marker = parts.extensions.get::<crate::claims::LayerMarker>();
-        let realm = self
-            .realm
-            .as_deref()
-            .or_else(|| marker.and_then(|m| m.realm.as_deref()));
-        let mut res = problem_response(error, realm);
-        if let Some(url) = &self.resource_metadata {
-            if let Some(v) = challenge(error, realm, Some(url)) {
-                res.headers_mut().insert(WWW_AUTHENTICATE, v);
-            }
-        }
-        res
-    }
-
-    fn metadata(&self, json: &str) -> Option<Response<B>> {
-        let mut res = Response::new(B::from(Bytes::from(json.to_owned())));
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Some(res)
+        problem_response(error, parts)
     }
 }
 
 /// The RFC 6750 `WWW-Authenticate` value for an error, e.g.
-/// `Bearer realm="api", error="invalid_token", error_description="The token has expired; obtain a new one."`.
+/// `Bearer realm="api", error="invalid_token", error_description="The token has expired; obtain a new one."`,
+/// with `resource_metadata="…"` last when one is given.
 ///
+/// `params` is a realm (`Option<&str>`), the request's `&Parts` (the realm and metadata URL of
+/// the layer's configuration, as the responders of this crate send) or a [`ChallengeParams`].
 /// `None` for reasons that carry no challenge (the 503 ones).
 ///
 /// ```
-/// use tower_token_auth::{response::www_authenticate, AuthError, Reason};
+/// use tower_token_auth::response::{www_authenticate, ChallengeParams};
+/// use tower_token_auth::{AuthError, Reason};
 ///
 /// let v = www_authenticate(&AuthError::new(Reason::Missing), Some("api")).unwrap();
 /// assert_eq!(v, r#"Bearer realm="api""#);
+///
+/// let params = ChallengeParams {
+///     realm: Some("mcp"),
+///     resource_metadata: Some("https://api.example.com/.well-known/oauth-protected-resource/mcp"),
+/// };
+/// let v = www_authenticate(&AuthError::new(Reason::Missing), params).unwrap();
+/// assert_eq!(
+///     v,
+///     r#"Bearer realm="mcp", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp""#
+/// );
 /// ```
-pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> Option<HeaderValue> {
-    challenge(error, realm, None)
-}
-
-/// [`www_authenticate`] with an RFC 9728 `resource_metadata` URL.
-pub fn challenge(
+pub fn www_authenticate<'a>(
     error: &AuthError,
-    realm: Option<&str>,
-    resource_metadata: Option<&str>,
+    params: impl Into<ChallengeParams<'a>>,
 ) -> Option<HeaderValue> {
     let reason = error.reason();
     if reason.is_unavailable() {
         return None;
     }
+    let params = params.into();
     let mut v = String::from("Bearer");
     let mut sep = " ";
-    if let Some(realm) = realm {
+    if let Some(realm) = params.realm {
         let _ = write!(v, "{sep}realm=\"{}\"", sanitize(realm));
         sep = ", ";
     }
@@ -220,7 +269,7 @@ pub fn challenge(
         }
         sep = ", ";
     }
-    if let Some(url) = resource_metadata {
+    if let Some(url) = params.resource_metadata {
         let _ = write!(v, "{sep}resource_metadata=\"{}\"", sanitize(url));
     }
     HeaderValue::from_str(&v).ok()
@@ -281,8 +330,23 @@ pub fn problem_json(error: &AuthError) -> String {
     body.to_string()
 }
 
-/// The whole default response for an error.
-pub fn problem_response<B: From<Bytes>>(error: &AuthError, realm: Option<&str>) -> Response<B> {
+/// The whole default response for an error: status, [`www_authenticate`] challenge,
+/// `Retry-After` on 503 and the [`problem_json`] body (`application/problem+json`). `params`
+/// as for [`www_authenticate`]: a realm, the request's `&Parts`, or [`ChallengeParams`].
+///
+/// ```
+/// use tower_token_auth::{response::problem_response, AuthError, Reason};
+///
+/// let res: http::Response<axum::body::Body> =
+///     problem_response(&AuthError::new(Reason::Expired), Some("api"));
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with(r#"Bearer realm="api", error="invalid_token""#));
+/// ```
+pub fn problem_response<'a, B: From<Bytes>>(
+    error: &AuthError,
+    params: impl Into<ChallengeParams<'a>>,
+) -> Response<B> {
     let mut res = Response::new(B::from(Bytes::from(problem_json(error))));
     *res.status_mut() = error.status();
     let headers = res.headers_mut();
@@ -290,7 +354,7 @@ pub fn problem_response<B: From<Bytes>>(error: &AuthError, realm: Option<&str>) 
         CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if let Some(v) = www_authenticate(error, realm) {
+    if let Some(v) = www_authenticate(error, params) {
         headers.insert(WWW_AUTHENTICATE, v);
     }
     if error.reason().is_unavailable() {

@@ -260,15 +260,50 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Publishes RFC 9728 protected-resource metadata: the layer serves it at
-    /// `/.well-known/oauth-protected-resource` and challenges carry `resource_metadata`.
-    /// See [`metadata`](crate::metadata).
+    /// Publishes RFC 9728 protected-resource metadata: every challenge (of every responder)
+    /// carries `resource_metadata="<url>"`, the layer lets `GET` of
+    /// `/.well-known/oauth-protected-resource…` through without a token, and
+    /// [`AuthConfig::resource_metadata_service`] serves the document there. See
+    /// [`metadata`](crate::metadata).
+    ///
+    /// ```
+    /// use tower_token_auth::{metadata::ResourceMetadata, AuthConfig, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://login.example.com")
+    ///     .audience("https://api.example.com")
+    ///     .resource_metadata(ResourceMetadata::new("https://api.example.com"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     cfg.resource_metadata_url(),
+    ///     Some("https://api.example.com/.well-known/oauth-protected-resource")
+    /// );
+    /// ```
     pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
         self.metadata = Some(metadata);
         self
     }
 
-    /// The realm for `WWW-Authenticate: Bearer realm="…"` (default: none).
+    /// The realm for `WWW-Authenticate: Bearer realm="…"` (default: none), the one place it is
+    /// set: the layer's responder, [`RequireScope`](crate::RequireScope)'s and
+    /// `GrpcResponder` all read it from the request
+    /// ([`ChallengeParams`](crate::response::ChallengeParams)). Printable ASCII without `"` or
+    /// `\` (else [`build`](AuthConfigBuilder::build) fails).
+    ///
+    /// ```
+    /// use tower_token_auth::{AuthConfig, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://login.example.com")
+    ///     .audience("api")
+    ///     .realm("api")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(cfg.realm(), Some("api"));
+    /// ```
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
         self

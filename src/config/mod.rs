@@ -10,7 +10,7 @@ use crate::error::AuthError;
 use crate::error::ClaimError;
 use crate::keys::KeyStatus;
 use crate::keys::{AlgSet, KeySource};
-use crate::metadata::BuiltMetadata;
+use crate::metadata::{BuiltMetadata, MetadataService};
 use crate::revocation::Revocation;
 use crate::source::TokenSource;
 
@@ -128,14 +128,60 @@ impl AuthConfig {
         self.inner.realm.as_deref()
     }
 
-    /// The RFC 9728 metadata document, if configured (to serve it yourself).
+    /// The RFC 9728 metadata document, if configured: what
+    /// [`resource_metadata_service`](AuthConfig::resource_metadata_service) answers.
     pub fn resource_metadata_json(&self) -> Option<&str> {
-        self.inner.metadata.as_ref().map(|m| m.json.as_str())
+        self.inner.metadata.as_ref().map(|m| &*m.json)
     }
 
-    /// The URL of the RFC 9728 metadata document, if configured.
+    /// The URL of the RFC 9728 metadata document, if configured: challenges carry it as
+    /// `resource_metadata="…"`.
     pub fn resource_metadata_url(&self) -> Option<&str> {
         self.inner.metadata.as_ref().map(|m| m.url.as_str())
+    }
+
+    /// The path of the RFC 9728 metadata document, if configured: where to mount
+    /// [`resource_metadata_service`](AuthConfig::resource_metadata_service). The layer lets a
+    /// `GET` of this path through without a token.
+    ///
+    /// ```
+    /// use tower_token_auth::{metadata::ResourceMetadata, AuthConfig, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://login.example.com")
+    ///     .audience("https://api.example.com/mcp")
+    ///     .resource_metadata(ResourceMetadata::new("https://api.example.com/mcp"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(cfg.resource_metadata_path(), Some("/.well-known/oauth-protected-resource/mcp"));
+    /// ```
+    pub fn resource_metadata_path(&self) -> Option<&str> {
+        self.inner.metadata.as_ref().map(|m| m.path.as_str())
+    }
+
+    /// The tower `Service` that serves the RFC 9728 metadata document, if configured: mount it
+    /// at [`resource_metadata_path`](AuthConfig::resource_metadata_path) (with axum,
+    /// `Router::route_service(path, service)`). See [`metadata`](crate::metadata).
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_token_auth::{metadata::ResourceMetadata, AuthConfig, Keys, TokenAuthLayer};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://login.example.com")
+    ///     .audience("https://api.example.com/mcp")
+    ///     .resource_metadata(ResourceMetadata::new("https://api.example.com/mcp"))
+    ///     .build()
+    ///     .unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/mcp", get(|| async { "tools" }))
+    ///     .route_service(cfg.resource_metadata_path().unwrap(), cfg.resource_metadata_service().unwrap())
+    ///     .layer(TokenAuthLayer::new(cfg));
+    /// ```
+    pub fn resource_metadata_service(&self) -> Option<MetadataService> {
+        self.inner.metadata.as_ref().map(MetadataService::new)
     }
 
     /// The current time as the configured clock sees it (seconds since the epoch).

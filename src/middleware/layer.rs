@@ -71,10 +71,10 @@ pub struct TokenAuthLayer<T = StandardClaims, R = DefaultResponder> {
 
 impl TokenAuthLayer {
     /// A layer that requires a valid token and answers with the default responder (using the
-    /// configuration's realm).
+    /// configuration's realm and `resource_metadata` URL, as every responder does).
     pub fn new(config: AuthConfig) -> Self {
         TokenAuthLayer {
-            responder: DefaultResponder::from_config(&config),
+            responder: DefaultResponder::new(),
             config,
             mode: Mode::Required,
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
@@ -121,7 +121,9 @@ impl<T, R> TokenAuthLayer<T, R> {
         self
     }
 
-    /// Answers rejections with `responder` instead (see [`Responder`](crate::Responder)).
+    /// Answers rejections with `responder` instead (see [`Responder`](crate::Responder)). The
+    /// configuration's realm and `resource_metadata` URL reach it in the request parts
+    /// ([`ChallengeParams`](crate::response::ChallengeParams)).
     #[must_use]
     pub fn with_responder<R2>(self, responder: R2) -> TokenAuthLayer<T, R2> {
         TokenAuthLayer {

@@ -26,20 +26,44 @@ pub struct TokenAuth<S, T, R> {
     config: AuthConfig,
     responder: R,
     mode: Mode,
-    realm: Option<Arc<str>>,
+    challenge: Challenge,
     cache: Option<Arc<TokenCache<T>>>,
     diagnose: bool,
 }
 
+/// The configuration's challenge parameters, shared: they reach the responders through the
+/// request's `LayerMarker`.
+#[derive(Clone)]
+pub(crate) struct Challenge {
+    realm: Option<Arc<str>>,
+    resource_metadata: Option<Arc<str>>,
+}
+
+impl Challenge {
+    /// The marker the layer puts in the request extensions for claims type `T`.
+    fn marker<T: 'static>(self, authenticated: bool) -> LayerMarker {
+        LayerMarker {
+            claims_id: std::any::TypeId::of::<T>(),
+            claims_type: std::any::type_name::<T>(),
+            authenticated,
+            realm: self.realm,
+            resource_metadata: self.resource_metadata,
+        }
+    }
+}
+
 impl<S, T, R> TokenAuth<S, T, R> {
     pub(crate) fn new(inner: S, layer: TokenAuthLayer<T, R>) -> Self {
-        let realm = layer.config.realm().map(Arc::from);
+        let challenge = Challenge {
+            realm: layer.config.realm().map(Arc::from),
+            resource_metadata: layer.config.resource_metadata_url().map(Arc::from),
+        };
         TokenAuth {
             inner,
             config: layer.config,
             responder: layer.responder,
             mode: layer.mode,
-            realm,
+            challenge,
             cache: layer.cache,
             diagnose: layer.diagnose,
         }
@@ -68,7 +92,7 @@ impl<S: Clone, T, R: Clone> Clone for TokenAuth<S, T, R> {
             config: self.config.clone(),
             responder: self.responder.clone(),
             mode: self.mode,
-            realm: self.realm.clone(),
+            challenge: self.challenge.clone(),
             cache: self.cache.clone(),
             diagnose: self.diagnose,
         }
@@ -92,7 +116,7 @@ pub(crate) struct Held<ReqBody, R> {
     body: ReqBody,
     responder: R,
     mode: Mode,
-    realm: Option<Arc<str>>,
+    challenge: Challenge,
     timer: crate::metrics::Timer,
 }
 
@@ -116,15 +140,11 @@ where
         body,
         responder,
         mode,
-        realm,
+        challenge,
         timer,
     } = held;
-    let marker = |authenticated| LayerMarker {
-        claims_id: std::any::TypeId::of::<T>(),
-        claims_type: std::any::type_name::<T>(),
-        authenticated,
-        realm: realm.clone(),
-    };
+    // Called once, in whichever arm runs.
+    let marker = move |authenticated| challenge.marker::<T>(authenticated);
     match admitted {
         Ok(Some((claims, grants))) => {
             crate::metrics::request("accepted", "none", timer.seconds());
@@ -182,14 +202,14 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let timer = crate::metrics::Timer::start();
         let cfg = &self.config.inner;
+        let (parts, body) = req.into_parts();
         if let Some(meta) = &cfg.metadata {
-            if req.method() == http::Method::GET && req.uri().path() == meta.path {
-                if let Some(res) = self.responder.metadata(&meta.json) {
-                    return ResponseFuture::rejected(res);
-                }
+            if parts.method == http::Method::GET && parts.uri.path() == meta.path {
+                // RFC 9728 metadata is public: its GET goes through without a token check, to
+                // the `MetadataService` mounted there (see `metadata`).
+                return self.pass_metadata_request(parts, body);
             }
         }
-        let (parts, body) = req.into_parts();
         // Sources, then the pipeline; the token is read once.
         let next = match find_token(&cfg.sources, &parts) {
             Err(e) => Next::Now(Err(e)),
@@ -204,7 +224,7 @@ where
             body,
             responder: self.responder.clone(),
             mode: self.mode,
-            realm: self.realm.clone(),
+            challenge: self.challenge.clone(),
             timer,
         };
         match next {
@@ -228,6 +248,22 @@ impl<S, T, R> TokenAuth<S, T, R>
 where
     T: DeserializeOwned + Send + Sync + 'static,
 {
+    /// Lets a `GET` of the metadata path through as anonymous (no claims, the token not
+    /// read), as `.optional()` lets a request without token through.
+    fn pass_metadata_request<ReqBody, ResBody>(
+        &mut self,
+        mut parts: Parts,
+        body: ReqBody,
+    ) -> ResponseFuture<S, ReqBody, T, R>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        parts
+            .extensions
+            .insert(self.challenge.clone().marker::<T>(false));
+        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+    }
+
     /// The pipeline for a found token: done now, or a future for what must wait (remote
     /// keys, the revocation store, or the development option's diagnosis).
     fn check(&self, token: &str, source: &'static str) -> Next<T> {

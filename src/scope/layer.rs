@@ -42,7 +42,8 @@ use crate::response::{DefaultResponder, Responder};
 /// | no `Grants` behind [`anonymous_on_invalid`](crate::TokenAuthLayer::anonymous_on_invalid) with an invalid token | that token's error (e.g. 401 `expired`) |
 ///
 /// Rejections are built by the responder (default: [`response::problem_response`](crate::response::problem_response)
-/// with the realm set by [`realm`](RequireScope::realm), none by default; see
+/// with the realm and `resource_metadata` URL of the `TokenAuthLayer`'s configuration,
+/// [`AuthConfigBuilder::realm`](crate::AuthConfigBuilder::realm); see
 /// [`with_responder`](RequireScope::with_responder)); the [`AuthError`] is put in the response
 /// extensions and one `tracing` event is emitted (target `tower_token_auth`: reason, required
 /// scopes, number of scopes present; never the token). A `RequireScope` without a
@@ -188,22 +189,6 @@ impl RequireScope {
         I::Item: AsRef<str>,
     {
         RequireScope::build(Kind::Role, Mode::Any, roles)
-    }
-
-    /// Sets the realm of the default responder's challenge:
-    /// `WWW-Authenticate: Bearer realm="api", error="insufficient_scope", …` (printable ASCII
-    /// without `"` or `\`; other characters are dropped). It is independent of the
-    /// `TokenAuthLayer`'s realm: set the same one on both.
-    ///
-    /// ```
-    /// use tower_token_auth::RequireScope;
-    ///
-    /// let layer = RequireScope::all(["orders:admin"]).realm("api");
-    /// ```
-    #[must_use]
-    pub fn realm(mut self, realm: impl AsRef<str>) -> Self {
-        self.responder = DefaultResponder::new().realm(realm);
-        self
     }
 }
 

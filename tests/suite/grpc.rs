@@ -97,14 +97,13 @@ impl Service<http::Request<Body>> for GreeterServer {
 }
 
 /// Serves the Greeter on an ephemeral port: `TokenAuthLayer` outermost, then
-/// `RequireScope::all(["greet"])`, both answering with `GrpcResponder`; the layer's responder
-/// has the realm set, the scope check's inherits it from the configuration.
+/// `RequireScope::all(["greet"])`, both answering with `GrpcResponder`; both read the realm
+/// of the configuration.
 fn serve(config: AuthConfig) -> SocketAddr {
     let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into()).expect("bind 127.0.0.1:0");
     let addr = incoming.local_addr().expect("local address");
     let server = Server::builder()
-        .layer(TokenAuthLayer::new(config).with_responder(GrpcResponder::new().realm(REALM)))
-        // No realm of its own: it takes the one of the configuration, via the layer.
+        .layer(TokenAuthLayer::new(config).with_responder(GrpcResponder::new()))
         .layer(RequireScope::all(["greet"]).with_responder(GrpcResponder::new()))
         .add_service(GreeterServer)
         .serve_with_incoming(incoming);

@@ -220,14 +220,16 @@ async fn scope_matching_is_exact() {
 }
 
 #[tokio::test]
-async fn realm_is_put_in_the_challenge() {
+async fn the_configured_realm_is_put_in_the_challenge() {
     let key = TestKey::hs256();
     let app = Router::new()
         .route(
             "/admin",
-            post(|| async { "ok" }).layer(RequireScope::all(["orders:admin"]).realm("shop")),
+            post(|| async { "ok" }).layer(RequireScope::all(["orders:admin"])),
         )
-        .layer(TokenAuthLayer::new(config(&key)));
+        .layer(TokenAuthLayer::new(
+            builder(&key).realm("shop").build().unwrap(),
+        ));
     let t = token(&key, json!({ "scope": "orders:read" }));
     let res = call(&app, "POST", "/admin", Some(&t)).await;
     assert_forbidden(res, Some("shop"), Some("orders:admin")).await;
@@ -651,9 +653,9 @@ async fn require_scope_behind_optional_layer_without_token_answers_401_missing_w
         .route("/", get(|| async { "public" }))
         .route(
             "/admin",
-            get(|| async { "ok" }).layer(RequireScope::all(["admin"]).realm("api")),
+            get(|| async { "ok" }).layer(RequireScope::all(["admin"])),
         )
-        .layer(TokenAuthLayer::new(config(&key)).optional());
+        .layer(TokenAuthLayer::new(builder(&key).realm("api").build().unwrap()).optional());
     assert_eq!(call(&app, "GET", "/", None).await.status(), StatusCode::OK);
     assert_missing(
         call(&app, "GET", "/admin", None).await,
