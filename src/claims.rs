@@ -318,6 +318,8 @@ mod extract {
             error: AuthError,
             /// The layer's realm.
             realm: Option<std::sync::Arc<str>>,
+            /// The layer's RFC 9728 metadata URL.
+            resource_metadata: Option<std::sync::Arc<str>>,
         },
     }
 
@@ -376,13 +378,11 @@ mod extract {
             match lookup::<T>(parts)? {
                 Some(c) => Ok(c),
                 None => {
-                    let realm = parts
-                        .extensions
-                        .get::<LayerMarker>()
-                        .and_then(|m| m.realm.clone());
+                    let marker = parts.extensions.get::<LayerMarker>();
                     Err(ClaimsRejection::Unauthenticated {
                         error: AuthError::new(Reason::Missing),
-                        realm,
+                        realm: marker.and_then(|m| m.realm.clone()),
+                        resource_metadata: marker.and_then(|m| m.resource_metadata.clone()),
                     })
                 }
             }

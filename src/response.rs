@@ -426,9 +426,17 @@ mod axum_responses {
     impl IntoResponse for ClaimsRejection {
         fn into_response(self) -> Response {
             match self {
-                ClaimsRejection::Unauthenticated { error, realm } => {
-                    problem_response(&error, realm.as_deref())
-                }
+                ClaimsRejection::Unauthenticated {
+                    error,
+                    realm,
+                    resource_metadata,
+                } => problem_response(
+                    &error,
+                    super::ChallengeParams {
+                        realm: realm.as_deref(),
+                        resource_metadata: resource_metadata.as_deref(),
+                    },
+                ),
                 other => {
                     tracing::error!(target: "tower_token_auth", "{other}");
                     (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()).into_response()

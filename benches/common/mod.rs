@@ -106,8 +106,12 @@ pub(crate) const ACCEPTED_VARIANTS: [&str; 9] = [
 ];
 
 /// Accepted-path variants built only for the criterion bench (see the module docs).
-pub(crate) const POOL_VARIANTS: [&str; 4] =
-    ["pool_baseline", "pool_cold", "pool_default", "pool_repeat90"];
+pub(crate) const POOL_VARIANTS: [&str; 4] = [
+    "pool_baseline",
+    "pool_cold",
+    "pool_default",
+    "pool_repeat90",
+];
 
 /// Distinct tokens that keep coming back in `pool_repeat90` (fewer than the 4096 slots).
 pub(crate) const HOT: usize = 1024;
@@ -718,11 +722,7 @@ fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
     let (_, other_sig) = other.rsplit_once('.').expect("three segments");
     let bad_signature = format!("{signed_part}.{other_sig}");
 
-    let svc = |cache: usize| {
-        layer(&key)
-            .cache_capacity(cache)
-            .layer(service_fn(echo))
-    };
+    let svc = |cache: usize| layer(&key).cache_capacity(cache).layer(service_fn(echo));
     let cold = |name: &'static str, auth: Option<HeaderValue>, expect: Expect| -> Variant {
         service_variant(
             rt,
