@@ -145,11 +145,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
             "unsupported critical header parameter",
         ));
     }
-    // `Ed25519` is the fully-specified name of EdDSA over Ed25519 (RFC 9864).
-    let alg: Option<Algorithm> = match &*header.alg {
-        "Ed25519" => Some(Algorithm::EdDSA),
-        other => other.parse().ok(),
-    };
+    let alg = algorithm(&header.alg);
     if alg.is_none() {
         problems.push(Problem::about(Reason::AlgNotAllowed, "alg"));
     }
@@ -172,18 +168,8 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         .as_ref()
         .and_then(|c| c.get("iss"))
         .and_then(Value::as_str);
-    let trust_index = match (cfg.check_issuer, iss) {
-        (false, _) => Some(0),
-        (true, Some(iss)) => cfg
-            .trusts
-            .iter()
-            .position(|t| t.issuers.iter().any(|i| i == iss)),
-        (true, None) => None,
-    };
-    // With one issuer, an unknown `iss` is still checked against its keys, so a forged
-    // token is reported as such; with several, there is no key to check against.
-    let trust_index = trust_index.or(if cfg.trusts.len() == 1 { Some(0) } else { None });
-    let trust = trust_index.and_then(|i| cfg.trusts.get(i));
+    let routed = cfg.trust_for(iss);
+    let trust = routed.map(|(_, trust)| trust);
     let mut version = 0;
 
     // Key and signature.
@@ -215,11 +201,20 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     if problems.is_empty() {
         Ok(Accepted {
             claims,
-            trust: trust_index.unwrap_or(0),
+            trust: routed.map_or(0, |(index, _)| index),
             version,
         })
     } else {
         Err(reject(problems, &header, Some(&claims), cfg, trust, now).into())
+    }
+}
+
+/// The algorithm a header's `alg` names, if supported. `Ed25519` is the fully-specified name
+/// of EdDSA over Ed25519 (RFC 9864).
+pub(crate) fn algorithm(alg: &str) -> Option<Algorithm> {
+    match alg {
+        "Ed25519" => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
     }
 }
 

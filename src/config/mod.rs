@@ -16,6 +16,7 @@ use crate::source::TokenSource;
 
 mod builder;
 mod issuer;
+mod trust;
 
 pub use builder::AuthConfigBuilder;
 pub use issuer::Issuer;

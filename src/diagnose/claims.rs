@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::error::Reason;
+use crate::Reason;
 
 use super::explain::Cx;
 use super::input::strip_prefix_ci;
@@ -140,7 +140,7 @@ fn audiences_of(v: Option<&Value>) -> Vec<String> {
 
 pub(super) fn wrong_audience(cx: &Cx<'_>) -> Finding {
     let actual = audiences_of(cx.claim("aud"));
-    let expected: Vec<String> = cx.trust.map(|t| t.audiences.clone()).unwrap_or_default();
+    let expected: Vec<String> = cx.trust.map(|t| t.audiences().to_vec()).unwrap_or_default();
     let similar = actual
         .iter()
         .find_map(|a| expected.iter().find_map(|e| lookalike(a, e)));
@@ -203,7 +203,7 @@ pub(super) fn missing_claim(cx: &Cx<'_>, claim: &str) -> Finding {
              `.skip_audience_check()` if your tokens never carry one"
                 .to_owned(),
         ),
-        c if cx.cfg.required_claims.iter().any(|r| r == c) => (
+        c if cx.view.required_claims().iter().any(|r| r == c) => (
             format!(
                 "the token has no `{c}`, which the configuration requires (`.require_claim(..)` \
                  or `.access_token_profile()`)"

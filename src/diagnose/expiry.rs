@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::clock::numeric_date;
 use crate::clock::MAX_LEEWAY;
-use crate::error::Reason;
+use crate::pipeline::view::numeric_date;
+use crate::Reason;
 
 use super::explain::Cx;
 use super::time::{human, utc};
@@ -26,7 +26,7 @@ pub(super) fn expired(cx: &Cx<'_>) -> Finding {
         human(ago),
         utc(exp),
         utc(cx.now),
-        cx.cfg.leeway
+        cx.view.leeway()
     );
     if let Some(iat) = cx.claim("iat").and_then(numeric_date) {
         if iat <= exp {
@@ -46,7 +46,7 @@ pub(super) fn expired(cx: &Cx<'_>) -> Finding {
             facts,
             ". That is only {} past the leeway: if the token was fresh when sent, the clocks of \
              the issuer and this server are not synchronised",
-            human((ago - cx.cfg.leeway).max(0))
+            human((ago - cx.view.leeway()).max(0))
         );
         let _ = write!(
             hint,
@@ -58,7 +58,7 @@ pub(super) fn expired(cx: &Cx<'_>) -> Finding {
         .with("exp", exp)
         .with("exp_utc", utc(exp))
         .with("expired_secs", ago)
-        .with("leeway_secs", cx.cfg.leeway)
+        .with("leeway_secs", cx.view.leeway())
         .with("checked_at", cx.now)
         .with("clock_skew_suspected", skew)
 }
@@ -74,7 +74,7 @@ pub(super) fn not_yet_valid(cx: &Cx<'_>) -> Finding {
         utc(nbf),
         human(ahead),
         utc(cx.now),
-        cx.cfg.leeway
+        cx.view.leeway()
     );
     if let Some(iat) = cx.claim("iat").and_then(numeric_date) {
         if iat > cx.now {
@@ -106,7 +106,7 @@ pub(super) fn not_yet_valid(cx: &Cx<'_>) -> Finding {
         .with("nbf", nbf)
         .with("nbf_utc", utc(nbf))
         .with("starts_in_secs", ahead)
-        .with("leeway_secs", cx.cfg.leeway)
+        .with("leeway_secs", cx.view.leeway())
         .with("checked_at", cx.now)
         .with("clock_skew_suspected", skew)
 }
@@ -114,7 +114,7 @@ pub(super) fn not_yet_valid(cx: &Cx<'_>) -> Finding {
 pub(super) fn iat_warning(cx: &Cx<'_>) -> Option<Finding> {
     let iat = cx.claim("iat").and_then(numeric_date)?;
     let ahead = iat - cx.now;
-    if ahead <= cx.cfg.leeway {
+    if ahead <= cx.view.leeway() {
         return None;
     }
     Some(

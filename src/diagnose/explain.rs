@@ -5,9 +5,8 @@
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigInner, Trust};
-use crate::error::{AuthError, Problem, Reason};
-use crate::keys::{KeyInfo, KeySource};
+use crate::pipeline::view::{ConfigView, KeyInfo, TrustView};
+use crate::{AuthError, KeyStatus, Problem, Reason};
 
 use super::claims::{invalid_claim, missing_claim, wrong_audience, wrong_issuer};
 use super::expiry::{expired, not_yet_valid};
@@ -17,14 +16,15 @@ use super::signature::{alg_not_allowed, bad_signature, keys_unavailable, unknown
 use super::Finding;
 
 pub(super) struct Cx<'a> {
-    pub(super) cfg: &'a ConfigInner,
+    pub(super) view: &'a ConfigView<'a>,
     pub(super) now: i64,
     pub(super) text: &'a str,
     pub(super) header: Option<&'a Map<String, Value>>,
     pub(super) claims: Option<&'a Map<String, Value>>,
-    pub(super) trust: Option<&'a Trust>,
+    /// The trust the token's `iss` routes to, as the pipeline routes it.
+    pub(super) trust: Option<TrustView<'a>>,
     pub(super) keys: &'a [KeyInfo],
-    pub(super) remote: Option<crate::keys::KeyStatus>,
+    pub(super) remote: Option<KeyStatus>,
     pub(super) kind: Option<&'a Kind>,
 }
 
@@ -42,38 +42,16 @@ impl Cx<'_> {
         self.header_str("alg")?.parse().ok()
     }
     pub(super) fn expected_issuers(&self) -> Vec<String> {
-        self.cfg
-            .trusts
-            .iter()
-            .flat_map(|t| t.issuers.iter().cloned())
+        self.view
+            .trusts()
+            .flat_map(|t| t.issuers().iter().cloned())
             .collect()
     }
     pub(super) fn leeway_text(&self) -> String {
-        format!("`.leeway(..)` (now {} s, at most 5 min)", self.cfg.leeway)
-    }
-}
-
-pub(super) fn select_trust<'a>(cfg: &'a ConfigInner, iss: Option<&str>) -> Option<&'a Trust> {
-    let trust = match (cfg.check_issuer, iss) {
-        (false, _) => cfg.trusts.first(),
-        (true, Some(iss)) => cfg
-            .trusts
-            .iter()
-            .find(|t| t.issuers.iter().any(|i| i == iss)),
-        (true, None) => None,
-    };
-    trust.or(if cfg.trusts.len() == 1 {
-        cfg.trusts.first()
-    } else {
-        None
-    })
-}
-
-pub(super) fn remote_status(keys: &KeySource) -> Option<crate::keys::KeyStatus> {
-    match keys {
-        #[cfg(feature = "remote")]
-        KeySource::Remote(r) => Some(r.status()),
-        _ => None,
+        format!(
+            "`.leeway(..)` (now {} s, at most 5 min)",
+            self.view.leeway()
+        )
     }
 }
 
@@ -87,13 +65,13 @@ pub(super) fn explain(cx: &Cx<'_>, problem: &Problem, err: &AuthError) -> Findin
             format!(
                 "the token is {} bytes; the limit is {} bytes",
                 cx.text.len(),
-                cx.cfg.max_token_len
+                cx.view.max_token_len()
             ),
             "make the token smaller (long `groups` or `roles` lists are the usual cause: \
              send fewer claims) or raise `.max_token_len(..)` (default 16 KiB)",
         )
         .with("length", cx.text.len())
-        .with("max", cx.cfg.max_token_len),
+        .with("max", cx.view.max_token_len()),
         Reason::AlgNotAllowed => alg_not_allowed(cx),
         Reason::UnknownKey => unknown_key(cx),
         Reason::BadSignature => bad_signature(cx),
@@ -244,20 +222,21 @@ fn malformed(cx: &Cx<'_>, cause: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthConfig;
+    use crate::{AuthConfig, Keys};
 
     #[test]
     fn revoked_and_revocation_unavailable_are_explained() {
         let cfg = AuthConfig::builder()
-            .keys(crate::Keys::hmac([1u8; 32]))
+            .keys(Keys::hmac([1u8; 32]))
             .skip_issuer_check()
             .skip_audience_check()
             .build()
             .unwrap();
         let mut claims = Map::new();
         claims.insert("jti".into(), "t-42".into());
+        let view = ConfigView::new(&cfg);
         let cx = Cx {
-            cfg: &cfg.inner,
+            view: &view,
             now: 0,
             text: "",
             header: None,

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::error::Reason;
+use crate::Reason;
 
 use super::Finding;
 

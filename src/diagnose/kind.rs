@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::error::Reason;
+use crate::Reason;
 
 use super::explain::Cx;
 use super::render::clip;
@@ -92,7 +92,7 @@ pub(super) fn kind_finding(kind: &Kind) -> Finding {
 }
 
 pub(super) fn wrong_type(cx: &Cx<'_>) -> Finding {
-    let required = cx.cfg.required_type.clone().unwrap_or_default();
+    let required = cx.view.required_type().unwrap_or_default().to_owned();
     let typ = cx.header_str("typ");
     let mut facts = match typ {
         Some(t) => format!("header `typ` is `{}`, required `{required}`", clip(t, 40)),

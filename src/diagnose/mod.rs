@@ -54,7 +54,6 @@ mod claims;
 mod expiry;
 mod explain;
 mod input;
-mod keyless;
 mod kind;
 mod options;
 mod render;
@@ -65,13 +64,12 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{AuthConfig, ConfigInner};
-use crate::error::{AuthError, Reason};
-use crate::keys::KeyInfo;
+use crate::pipeline::view::{ConfigView, KeyInfo};
+use crate::{AuthConfig, AuthError, Reason};
 
 use self::claims::scope_finding;
 use self::expiry::iat_warning;
-use self::explain::{explain, remote_status, select_trust, Cx};
+use self::explain::{explain, Cx};
 use self::input::{decode_parts, inspect_input};
 use self::kind::{kind_finding, token_kind};
 pub use self::options::DiagnoseOptions;
@@ -129,27 +127,19 @@ pub async fn diagnose_with(
     options: &DiagnoseOptions,
 ) -> Diagnosis {
     let skip_signature = options.skip_signature_check;
-    let keyless_cfg;
-    let cfg: &ConfigInner = if skip_signature {
-        keyless_cfg = keyless::without_keys(&config.inner);
-        &keyless_cfg
+    // Without a key, the checks run on the configuration without keys: no key is consulted
+    // (no remote set fetched) and the problems only a key decides are left out.
+    let view = if skip_signature {
+        ConfigView::without_keys(config)
     } else {
-        &config.inner
+        ConfigView::new(config)
     };
     let input = inspect_input(token);
-    let check = |text: &str, result: Result<_, AuthError>| {
-        let result = result.map(|_| ());
-        if skip_signature {
-            keyless::key_problems_removed(cfg, text, result).map_or(Ok(()), Err)
-        } else {
-            result
-        }
-    };
 
     // What the service would answer for the text as sent, and the problems of the repaired
     // token (the same text when nothing needed repairing).
     let clean_result = match &input.clean {
-        Some(clean) => Some(check(clean, crate::pipeline::verify(cfg, clean).await)),
+        Some(clean) => Some(view.verify(clean).await),
         None => None,
     };
     let sent_error: Option<AuthError> = if input.defects.is_empty() {
@@ -157,7 +147,7 @@ pub async fn diagnose_with(
             .as_ref()
             .and_then(|r| r.as_ref().err().cloned())
     } else {
-        let sent = check(&input.sent, crate::pipeline::verify(cfg, &input.sent).await);
+        let sent = view.verify(&input.sent).await;
         match sent {
             Err(e) => Some(e),
             // Without a key, a text with defects may show no other problem: the defects
@@ -167,28 +157,28 @@ pub async fn diagnose_with(
         }
     };
     // Read after validation: remote keys are loaded by now.
-    let now = cfg.clock.now();
+    let now = view.now();
 
     let (header, claims) = decode_parts(&input.text);
     let iss = claims
         .as_ref()
         .and_then(|c| c.get("iss"))
         .and_then(Value::as_str);
-    let trust = select_trust(cfg, iss);
-    let keys = trust.map(|t| t.keys.describe()).unwrap_or_default();
+    let trust = view.trust_for(iss);
+    let keys = trust.map(|t| t.keys()).unwrap_or_default();
     let kind = match (&header, &claims) {
         (Some(h), Some(c)) => token_kind(h, c),
         _ => None,
     };
     let cx = Cx {
-        cfg,
+        view: &view,
         now,
         text: &input.text,
         header: header.as_ref(),
         claims: claims.as_ref(),
         trust,
         keys: &keys,
-        remote: trust.and_then(|t| remote_status(&t.keys)),
+        remote: trust.and_then(|t| t.remote_status()),
         kind: kind.as_ref(),
     };
 
@@ -261,11 +251,11 @@ pub async fn diagnose_with(
                 .into(),
         );
     }
-    if !cfg.check_issuer {
+    if !view.checks_issuer() {
         notes
             .push("the issuer check is off: `iss` was not compared with an expected issuer".into());
     }
-    if !cfg.check_audience {
+    if !view.checks_audience() {
         notes.push(
             "the audience check is off: `aud` was not compared with an expected audience".into(),
         );
@@ -281,20 +271,19 @@ pub async fn diagnose_with(
 
     let checked_against = CheckedAgainst {
         signature_check: !skip_signature,
-        issuer_check: cfg.check_issuer,
-        audience_check: cfg.check_audience,
-        leeway_secs: cfg.leeway,
-        required_type: cfg.required_type.clone(),
-        required_claims: cfg.required_claims.clone(),
+        issuer_check: view.checks_issuer(),
+        audience_check: view.checks_audience(),
+        leeway_secs: view.leeway(),
+        required_type: view.required_type().map(str::to_owned),
+        required_claims: view.required_claims().to_vec(),
         required_scopes: options.required_scopes.clone(),
-        trusts: cfg
-            .trusts
-            .iter()
-            .map(|t| TrustView {
-                issuers: t.issuers.clone(),
-                audiences: t.audiences.clone(),
-                key_source: remote_status(&t.keys).map(|s| s.source),
-                keys: t.keys.describe(),
+        trusts: view
+            .trusts()
+            .map(|t| TrustSummary {
+                issuers: t.issuers().to_vec(),
+                audiences: t.audiences().to_vec(),
+                key_source: t.remote_status().map(|s| s.source),
+                keys: t.keys(),
             })
             .collect(),
     };
@@ -560,11 +549,11 @@ struct CheckedAgainst {
     required_type: Option<String>,
     required_claims: Vec<String>,
     required_scopes: Vec<String>,
-    trusts: Vec<TrustView>,
+    trusts: Vec<TrustSummary>,
 }
 
 #[derive(Clone, Debug, Serialize)]
-struct TrustView {
+struct TrustSummary {
     issuers: Vec<String>,
     audiences: Vec<String>,
     key_source: Option<String>,

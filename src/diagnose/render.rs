@@ -6,8 +6,8 @@ use std::fmt;
 use serde::Serializer;
 use serde_json::Value;
 
-use crate::clock::numeric_date;
-use crate::error::Reason;
+use crate::pipeline::view::numeric_date;
+use crate::Reason;
 
 use super::time::{relative, utc};
 use super::{Diagnosis, Finding};

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
-use crate::error::{AuthError, Reason};
-use crate::keys::KeyInfo;
+use crate::pipeline::view::KeyInfo;
+use crate::{AuthError, Reason};
 
 use super::explain::Cx;
 use super::render::{clip, list};

@@ -11,6 +11,8 @@
 //! store that must be asked) comes back as [`Rest`], one future for every entrance. A cache hit
 //! gives the verdict a full validation would give at that instant (see `cache.rs`), and
 //! `tests/suite/consistency.rs` checks it.
+//!
+//! `view` (feature `diagnose`) is what `diagnose` may see of a configuration and of this pipeline.
 
 use std::sync::Arc;
 
@@ -23,6 +25,9 @@ use crate::keys::Pending;
 use crate::revocation::Local;
 use crate::scope::Grants;
 use crate::validate::{into_claims, token_ref, validate_step, Accepted, ClaimsMap, Step};
+
+#[cfg(feature = "diagnose")]
+pub(crate) mod view;
 
 /// The checks of one configuration, with the layer's cache when there is one.
 pub(crate) struct Pipeline<'a, T> {
@@ -165,7 +170,7 @@ impl Rest {
 }
 
 /// The whole pipeline without a cache, awaited: the claims as JSON.
-pub(crate) async fn verify(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
+async fn verify(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
     let pipeline: Pipeline<'_, std::convert::Infallible> = Pipeline::new(cfg, None);
     let accepted = match pipeline.start(token) {
         Progress::Done(Ok(Verified::Fresh(accepted))) => accepted,
