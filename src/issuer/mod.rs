@@ -16,6 +16,15 @@
 //! access tokens (same key, issuer, audience, the RFC 9068 profile, so `typ` must be
 //! `at+jwt`): a refresh token presented as an access token is rejected as `wrong_type`.
 //!
+//! # What it is built on
+//!
+//! The issuer verifies refresh tokens with an ordinary [`AuthConfig`](crate::AuthConfig) (the
+//! public API, as any user would) and revokes through the public [`RevocationStore`] trait.
+//! Signing is its one internal dependency: the crate's token writer (`jws::encode`, shared
+//! with the `testing` helpers) and the selected crypto provider (`crypto`: sign, derive a
+//! public JWK from a private key). Nothing else of the crate's inside is used, so the issuer
+//! could become a crate of its own on top of those two.
+//!
 //! # Rotation and reuse detection
 //!
 //! [`TokenIssuer::refresh`] verifies a refresh token, then rotates: it issues a new access
