@@ -240,7 +240,7 @@ async fn refresh(State(issuer): State<TokenIssuer>, jar: CookieJar) -> Response 
             (with_session(jar, &pair), NO_STORE, Json(body)).into_response()
         }
         Err(e) => {
-            let err = e.to_auth_error();
+            let err = AuthError::from(e);
             // A store that is down (503) is worth a retry: keep the cookies. Revoked, reused,
             // expired, forged: they are useless, clear them.
             if err.reason().is_unavailable() {
@@ -255,7 +255,7 @@ async fn refresh(State(issuer): State<TokenIssuer>, jar: CookieJar) -> Response 
 async fn logout(State(issuer): State<TokenIssuer>, jar: CookieJar) -> Response {
     if let Some(token) = cookie_value(&jar, ACCESS_COOKIE) {
         if let Err(e) = issuer.logout(token).await {
-            let err = e.to_auth_error();
+            let err = AuthError::from(e);
             if err.reason().is_unavailable() {
                 return rejection(&err);
             }

@@ -58,7 +58,7 @@ pub enum IssueError {
 
 /// A refresh or logout was refused or could not complete.
 ///
-/// [`reason`](RefreshError::reason) and [`to_auth_error`](RefreshError::to_auth_error) give
+/// [`reason`](RefreshError::reason) and `AuthError::from` give
 /// the [`Reason`] and the [`AuthError`] to answer with (e.g. through
 /// [`problem_response`](crate::response::problem_response)).
 #[derive(Debug, thiserror::Error)]
@@ -102,11 +102,20 @@ impl RefreshError {
     pub fn status(&self) -> http::StatusCode {
         self.reason().status()
     }
+}
 
-    /// The [`AuthError`] to answer with (with `Retry-After` for the 503 reasons).
-    pub fn to_auth_error(&self) -> AuthError {
-        match self {
-            RefreshError::Invalid(e) => e.clone(),
+/// The [`AuthError`] to answer with (with `Retry-After` for the 503 reasons).
+///
+/// ```
+/// use tower_token_auth::{issuer::RefreshError, AuthError, Reason};
+///
+/// let err = AuthError::from(RefreshError::Reused);
+/// assert_eq!(err.reason(), Reason::Revoked);
+/// ```
+impl From<RefreshError> for AuthError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Invalid(e) => e,
             other => {
                 let reason = other.reason();
                 let err = AuthError::new(reason);
@@ -117,11 +126,5 @@ impl RefreshError {
                 }
             }
         }
-    }
-}
-
-impl From<RefreshError> for AuthError {
-    fn from(e: RefreshError) -> Self {
-        e.to_auth_error()
     }
 }

@@ -179,9 +179,7 @@ impl MemoryRevocationStore {
         self.len() == 0
     }
 
-    /// The answer for a token, from memory (what [`check_local`](RevocationStore::check_local)
-    /// answers, without the `Option`).
-    pub fn lookup(&self, token: &TokenRef<'_>) -> bool {
+    fn lookup(&self, token: &TokenRef<'_>) -> bool {
         self.entries.load().revokes(token, self.clock.now())
     }
 

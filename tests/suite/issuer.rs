@@ -607,7 +607,10 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     let err = issuer.refresh(&first.refresh_token).await.unwrap_err();
     assert!(matches!(err, RefreshError::Reused), "{err:?}");
     assert_eq!(err.reason(), Reason::Revoked);
-    assert_eq!(err.to_auth_error().reason(), Reason::Revoked);
+    assert_eq!(
+        tower_token_auth::AuthError::from(err).reason(),
+        Reason::Revoked
+    );
 
     // Every token of the family is refused now, the newest included.
     let err = issuer.refresh(&third.refresh_token).await.unwrap_err();
@@ -841,7 +844,10 @@ fn store_failures_answer_503_with_retry_after() {
     let err = RefreshError::Store(tower_token_auth::issuer::RefreshStoreError("down".into()));
     assert_eq!(err.reason(), Reason::RevocationUnavailable);
     assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(err.to_auth_error().retry_after(), Some(5));
+    assert_eq!(
+        tower_token_auth::AuthError::from(err).retry_after(),
+        Some(5)
+    );
     let auth: tower_token_auth::AuthError = RefreshError::Reused.into();
     assert_eq!(auth.reason(), Reason::Revoked);
     assert_eq!(auth.retry_after(), None);

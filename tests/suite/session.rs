@@ -96,7 +96,7 @@ async fn refresh(State(issuer): State<TokenIssuer>, headers: HeaderMap) -> Respo
     match issuer.refresh(&token).await {
         Ok(pair) => with_cookies(Response::new(Body::empty()), &pair),
         Err(e) => {
-            let err = e.to_auth_error();
+            let err = AuthError::from(e);
             rejection(&err, !err.reason().is_unavailable())
         }
     }
@@ -105,7 +105,7 @@ async fn refresh(State(issuer): State<TokenIssuer>, headers: HeaderMap) -> Respo
 async fn logout(State(issuer): State<TokenIssuer>, headers: HeaderMap) -> Response<Body> {
     if let Some(token) = read_cookie(&headers, ACCESS) {
         if let Err(e) = issuer.logout(&token).await {
-            let err = e.to_auth_error();
+            let err = AuthError::from(e);
             if err.reason().is_unavailable() {
                 return rejection(&err, false);
             }
