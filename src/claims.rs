@@ -127,7 +127,7 @@ impl<T: Serialize> Serialize for Claims<T> {
 ///     "tenant": "acme"
 /// })).unwrap();
 /// assert_eq!(c.aud, vec!["a", "b"]);
-/// assert!(c.has_scope("write"));
+/// assert_eq!(c.scope.as_deref(), Some("read write")); // scopes and roles: `Grants`
 /// assert_eq!(c.extra["tenant"], "acme");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -242,22 +242,6 @@ impl<'de> serde::de::Visitor<'de> for StandardClaimsVisitor {
             }
         }
         Ok(c)
-    }
-}
-
-impl StandardClaims {
-    /// Every scope, from `scope` and `scp`.
-    pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope
-            .as_deref()
-            .unwrap_or("")
-            .split_ascii_whitespace()
-            .chain(self.scp.iter().map(String::as_str))
-    }
-
-    /// `true` if the token grants `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().any(|s| s == scope)
     }
 }
 

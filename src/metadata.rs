@@ -6,7 +6,7 @@
 //! - mount [`AuthConfig::resource_metadata_service`] at [`AuthConfig::resource_metadata_path`]
 //!   (`/.well-known/oauth-protected-resource` with the resource's path appended, RFC 9728
 //!   §3.1): a [`MetadataService`] answering `GET` with `200`, `content-type: application/json`
-//!   and the document ([`AuthConfig::resource_metadata_json`]);
+//!   and the document;
 //! - [`TokenAuthLayer`](crate::TokenAuthLayer) lets a `GET` of that path through without
 //!   looking for a token (as anonymous, like [`optional`](crate::TokenAuthLayer::optional)
 //!   with no token), so the service answers whether it is mounted inside the layer or outside;
@@ -38,10 +38,6 @@
 //!             .scopes(["mcp:tools", "mcp:resources"]),
 //!     )
 //!     .build()?;
-//! assert_eq!(
-//!     cfg.resource_metadata_url(),
-//!     Some("https://api.example.com/.well-known/oauth-protected-resource/mcp")
-//! );
 //!
 //! let path = cfg.resource_metadata_path().expect("resource metadata is configured");
 //! let metadata = cfg.resource_metadata_service().expect("resource metadata is configured");
@@ -67,7 +63,6 @@
 //!
 //! [`AuthConfig::resource_metadata_service`]: crate::AuthConfig::resource_metadata_service
 //! [`AuthConfig::resource_metadata_path`]: crate::AuthConfig::resource_metadata_path
-//! [`AuthConfig::resource_metadata_json`]: crate::AuthConfig::resource_metadata_json
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

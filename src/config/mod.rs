@@ -124,20 +124,15 @@ impl AuthConfig {
         }
     }
 
-    /// The realm sent in `WWW-Authenticate`, if configured.
-    pub fn realm(&self) -> Option<&str> {
+    /// The realm sent in `WWW-Authenticate`, if configured (responders read it from the
+    /// request: [`ChallengeParams`](crate::response::ChallengeParams)).
+    pub(crate) fn realm(&self) -> Option<&str> {
         self.inner.realm.as_deref()
-    }
-
-    /// The RFC 9728 metadata document, if configured: what
-    /// [`resource_metadata_service`](AuthConfig::resource_metadata_service) answers.
-    pub fn resource_metadata_json(&self) -> Option<&str> {
-        self.inner.metadata.as_ref().map(|m| &*m.json)
     }
 
     /// The URL of the RFC 9728 metadata document, if configured: challenges carry it as
     /// `resource_metadata="…"`.
-    pub fn resource_metadata_url(&self) -> Option<&str> {
+    pub(crate) fn resource_metadata_url(&self) -> Option<&str> {
         self.inner.metadata.as_ref().map(|m| m.url.as_str())
     }
 

@@ -413,8 +413,6 @@ async fn interop_valid_token_claims_are_read() {
             assert_eq!(c.iss.as_deref(), Some(fx.issuer.as_str()), "{}", t.name);
             assert!(c.aud.contains(&fx.audience), "{}: aud {:?}", t.name, c.aud);
             assert_eq!(c.scope.as_deref(), Some("read write"), "{}", t.name);
-            assert!(c.has_scope("read") && c.has_scope("write"), "{}", t.name);
-            assert!(!c.has_scope("admin"), "{}", t.name);
             assert_eq!(
                 c.extra.get("tenant"),
                 Some(&Value::from("acme")),

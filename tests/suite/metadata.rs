@@ -126,11 +126,17 @@ async fn metadata_lists_the_bearer_methods_of_the_sources() {
         .build()
         .unwrap();
     assert_eq!(
-        cfg.resource_metadata_url(),
-        Some("https://api.example.com/.well-known/oauth-protected-resource")
+        cfg.resource_metadata_path(),
+        Some("/.well-known/oauth-protected-resource")
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(cfg.resource_metadata_json().unwrap()).unwrap();
+    let res = cfg
+        .resource_metadata_service()
+        .unwrap()
+        .oneshot(Request::get("/").body(()).unwrap())
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(res.body()).unwrap();
+    assert_eq!(doc["resource"], "https://api.example.com");
     assert_eq!(
         doc["bearer_methods_supported"],
         serde_json::json!(["header", "query"])
@@ -203,7 +209,8 @@ async fn the_service_mounted_outside_the_layer_answers_the_same_bytes() {
     let a = a.into_body().collect().await.unwrap().to_bytes();
     let b = b.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(a, b);
-    assert_eq!(a, cfg.resource_metadata_json().unwrap().as_bytes());
+    let doc: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    assert_eq!(doc["resource"], "https://api.example.com/mcp");
 }
 
 #[tokio::test]
@@ -233,7 +240,8 @@ async fn metadata_service_as_a_plain_tower_service() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/json");
-    assert_eq!(res.body(), cfg.resource_metadata_json().unwrap());
+    let doc: serde_json::Value = serde_json::from_str(res.body()).unwrap();
+    assert_eq!(doc["resource"], "https://api.example.com/mcp");
 
     let res = svc
         .clone()
@@ -260,8 +268,6 @@ fn without_metadata_there_is_no_service_nor_path() {
         .unwrap();
     assert!(cfg.resource_metadata_service().is_none());
     assert!(cfg.resource_metadata_path().is_none());
-    assert!(cfg.resource_metadata_url().is_none());
-    assert!(cfg.resource_metadata_json().is_none());
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ return untl
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_token_auth::revocation::{RedisRevocationStore, RevocationStore, TokenRef};
 ///
-/// let store = RedisRevocationStore::connect("redis://127.0.0.1:6379/").await.unwrap();
+/// let store = RedisRevocationStore::builder("redis://127.0.0.1:6379/").connect().await.unwrap();
 /// store.revoke_token("token-id-1", 1_900_000_000).await.unwrap();
 /// let t = TokenRef { jti: Some("token-id-1"), iss: None, sub: None, iat: None, exp: None };
 /// assert_eq!(store.check_local(&t), Some(true)); // no round trip
@@ -77,12 +77,6 @@ impl Drop for RedisRevocationStore {
 }
 
 impl RedisRevocationStore {
-    /// Connects with the default options (prefix `tta:`, timeout 200 ms); see
-    /// [`builder`](Self::builder) and [`RedisRevocationStoreBuilder::connect`].
-    pub async fn connect(url: &str) -> Result<Self, RevocationError> {
-        Self::builder(url).connect().await
-    }
-
     /// Options, then [`connect`](RedisRevocationStoreBuilder::connect). `url` is a redis-rs
     /// connection URL: `redis://[user:password@]host:port[/db]` or `redis+unix:///path`
     /// (TLS, `rediss://`, is not built in).
@@ -107,11 +101,6 @@ impl RedisRevocationStore {
         self.shared.cache.load().set.live(SystemClock.now())
     }
 
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        &self.shared.prefix
-    }
-
     /// The Redis key of a revoked `jti`.
     pub fn token_key(&self, jti: &str) -> String {
         format!("{}jti:{jti}", self.shared.prefix)
@@ -120,11 +109,6 @@ impl RedisRevocationStore {
     /// The Redis key of a subject's issued-before cut-off.
     pub fn subject_key(&self, subject: &str) -> String {
         format!("{}sub:{subject}", self.shared.prefix)
-    }
-
-    /// The pub/sub channel.
-    pub fn channel(&self) -> &str {
-        &self.shared.channel
     }
 
     fn write_timeout(&self) -> Duration {
