@@ -76,6 +76,7 @@
 //! | find the token | `src/source.rs` |
 //! | the pipeline: every step below, in order, for every entrance (layer, gRPC, [`AuthConfig::validate`], [`diagnose()`]) | `src/pipeline/mod.rs` (`view.rs`: what `diagnose` reads of it) |
 //! | the verified-token cache | `src/cache.rs` |
+//! | route the token to its issuer's trust (`iss`) | `src/config/trust.rs` |
 //! | the compact JWS: segments and header | `src/jws.rs` |
 //! | the key for the token: static sets, or remote keys behind one `resolve` call (fetch, join a fetch, or answer now) | `src/keys/set.rs`, `src/keys/remote/resolve.rs` |
 //! | signature (`check_signature`), claims (`check_claims`), user checks | `src/validate.rs`, `src/crypto.rs` |
