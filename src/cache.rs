@@ -260,39 +260,6 @@ pub(crate) struct CacheFacts {
     pub(crate) checked: Option<Arc<ClaimsMap>>,
 }
 
-impl CacheFacts {
-    /// `ids`: keep `jti`, `iss` and `sub` (only a revocation store needs them); `checks`: keep
-    /// the claims for the user checks to run on hits.
-    pub(crate) fn from_claims(
-        claims: &ClaimsMap,
-        trust: usize,
-        version: u64,
-        ids: bool,
-        checks: bool,
-    ) -> Self {
-        use serde_json::Value;
-        let s = |k: &str| {
-            if ids {
-                claims.get(k).and_then(Value::as_str).map(Box::from)
-            } else {
-                None
-            }
-        };
-        let d = |k: &str| claims.get(k).and_then(crate::clock::numeric_date);
-        CacheFacts {
-            exp: d("exp"),
-            nbf: d("nbf"),
-            trust,
-            version,
-            jti: s("jti"),
-            iss: s("iss"),
-            sub: s("sub"),
-            iat: d("iat"),
-            checked: checks.then(|| Arc::new(claims.clone())),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::ct_eq;

@@ -71,7 +71,7 @@ pub(crate) struct ConfigInner {
     pub(crate) sources: Vec<Arc<dyn TokenSource>>,
     pub(crate) realm: Option<String>,
     pub(crate) revocation: Option<Revocation>,
-    pub(crate) roles_claim: Vec<String>,
+    pub(crate) roles_claim: Arc<[String]>,
     pub(crate) metadata: Option<BuiltMetadata>,
 }
 

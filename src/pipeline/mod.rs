@@ -24,7 +24,7 @@ use crate::error::{AuthError, Reason};
 use crate::keys::Pending;
 use crate::revocation::Local;
 use crate::scope::Grants;
-use crate::validate::{into_claims, token_ref, validate_step, Accepted, ClaimsMap, Step};
+use crate::validate::{into_claims, validate_step, Accepted, ClaimsMap, Step};
 
 #[cfg(feature = "diagnose")]
 pub(crate) mod view;
@@ -87,7 +87,7 @@ impl<'a, T> Pipeline<'a, T> {
         match cfg
             .revocation
             .as_ref()
-            .map(|r| r.local(&token_ref(&accepted.claims)))
+            .map(|r| r.local(&accepted.facts.token_ref()))
         {
             None | Some(Local::Pass) => Progress::Done(Ok(Verified::Fresh(accepted))),
             Some(Local::Reject(e)) => Progress::Done(Err(e.with_fingerprint(token))),
@@ -101,7 +101,7 @@ impl<'a, T> Pipeline<'a, T> {
         &self,
         token: &str,
         verified: Verified<T>,
-        roles_claim: &[String],
+        roles_claim: &Arc<[String]>,
     ) -> Result<(Arc<T>, Grants), AuthError>
     where
         T: DeserializeOwned,
@@ -112,18 +112,27 @@ impl<'a, T> Pipeline<'a, T> {
             }
             Verified::Fresh(accepted) => accepted,
         };
-        let grants = Grants::from_claims(&accepted.claims, roles_claim);
-        let facts = self.cache.map(|_| {
-            CacheFacts::from_claims(
-                &accepted.claims,
-                accepted.trust,
-                accepted.version,
-                self.cfg.revocation.is_some(),
-                !self.cfg.checks.is_empty(),
-            )
-        });
-        let claims = Arc::new(into_claims::<T>(accepted.claims)?);
-        if let (Some(cache), Some(facts)) = (self.cache, facts) {
+        let Accepted {
+            payload,
+            facts,
+            checked,
+            trust,
+            version,
+        } = accepted;
+        let claims = Arc::new(into_claims::<T>(&payload)?);
+        let grants = Grants::of_claims(payload, Arc::clone(roles_claim));
+        if let Some(cache) = self.cache {
+            let facts = CacheFacts {
+                exp: facts.exp,
+                nbf: facts.nbf,
+                trust,
+                version,
+                jti: facts.jti,
+                iss: facts.iss,
+                sub: facts.sub,
+                iat: facts.iat,
+                checked,
+            };
             cache.insert(token, Arc::clone(&claims), grants.clone(), facts);
         }
         Ok((claims, grants))
@@ -158,10 +167,10 @@ impl Rest {
             Waiting::Revocation(accepted) => accepted,
         };
         if let Some(rev) = &cfg.revocation {
-            let asked = match rev.local(&token_ref(&accepted.claims)) {
+            let asked = match rev.local(&accepted.facts.token_ref()) {
                 Local::Pass => Ok(()),
                 Local::Reject(e) => Err(e),
-                Local::Ask => rev.ask(token_ref(&accepted.claims)).await,
+                Local::Ask => rev.ask(accepted.facts.token_ref()).await,
             };
             asked.map_err(|e| e.with_fingerprint(token))?;
         }
@@ -169,8 +178,8 @@ impl Rest {
     }
 }
 
-/// The whole pipeline without a cache, awaited: the claims as JSON.
-async fn verify(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> {
+/// The whole pipeline without a cache, awaited: the verified claims (the payload JSON).
+async fn verify(cfg: &ConfigInner, token: &str) -> Result<Vec<u8>, AuthError> {
     let pipeline: Pipeline<'_, std::convert::Infallible> = Pipeline::new(cfg, None);
     let accepted = match pipeline.start(token) {
         Progress::Done(Ok(Verified::Fresh(accepted))) => accepted,
@@ -179,7 +188,7 @@ async fn verify(cfg: &ConfigInner, token: &str) -> Result<ClaimsMap, AuthError> 
         Progress::Done(Err(e)) => return Err(e),
         Progress::Wait(rest) => rest.run(cfg).await?,
     };
-    Ok(accepted.claims)
+    Ok(accepted.payload)
 }
 
 impl AuthConfig {
@@ -208,7 +217,7 @@ impl AuthConfig {
     /// # }
     /// ```
     pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
-        into_claims(verify(&self.inner, token).await?)
+        into_claims(&verify(&self.inner, token).await?)
     }
 }
 

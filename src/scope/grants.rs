@@ -1,7 +1,8 @@
 //! Grants: the scopes and roles of a verified token, how they are read from its claims, and
 //! the axum extractor.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -23,16 +24,49 @@ use crate::error::{AuthError, Reason};
 /// }
 /// # assert!(!is_admin(&http::Request::new(())));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Grants {
     inner: Arc<GrantsInner>,
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+/// The grants, read from the claims on first use (most requests never ask), then kept: a
+/// cached token's grants are read once for all its hits.
 struct GrantsInner {
+    read: OnceLock<Read>,
+    /// The verified claims (JSON) and the roles claim path, to read them from.
+    claims: Vec<u8>,
+    roles_path: Arc<[String]>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Read {
     scopes: Vec<String>,
     roles: Vec<String>,
 }
+
+impl Default for Grants {
+    fn default() -> Self {
+        Grants::new(Vec::<String>::new(), Vec::<String>::new())
+    }
+}
+
+impl fmt::Debug for Grants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let read = self.read();
+        f.debug_struct("Grants")
+            .field("scopes", &read.scopes)
+            .field("roles", &read.roles)
+            .finish()
+    }
+}
+
+impl PartialEq for Grants {
+    fn eq(&self, other: &Self) -> bool {
+        self.read() == other.read()
+    }
+}
+
+impl Eq for Grants {}
 
 impl Grants {
     /// Grants with these scopes and roles (for tests and checks outside the layer).
@@ -48,17 +82,42 @@ impl Grants {
         scopes: impl IntoIterator<Item = impl Into<String>>,
         roles: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
+        let read = Read {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            roles: roles.into_iter().map(Into::into).collect(),
+        };
         Grants {
             inner: Arc::new(GrantsInner {
-                scopes: scopes.into_iter().map(Into::into).collect(),
-                roles: roles.into_iter().map(Into::into).collect(),
+                read: OnceLock::from(read),
+                claims: Vec::new(),
+                roles_path: Arc::from([]),
             }),
         }
     }
 
+    /// The grants of verified claims (the payload JSON), read on first use.
+    pub(crate) fn of_claims(claims: Vec<u8>, roles_path: Arc<[String]>) -> Self {
+        Grants {
+            inner: Arc::new(GrantsInner {
+                read: OnceLock::new(),
+                claims,
+                roles_path,
+            }),
+        }
+    }
+
+    fn read(&self) -> &Read {
+        self.inner.read.get_or_init(|| {
+            // Verified claims: a JSON object with unique names (the claims step checked).
+            let claims: Map<String, Value> =
+                serde_json::from_slice(&self.inner.claims).unwrap_or_default();
+            Self::from_claims(&claims, &self.inner.roles_path)
+        })
+    }
+
     /// Reads the grants from verified claims: scopes from `scope` and `scp`, roles from the
     /// claim path (`roles` when empty).
-    pub(crate) fn from_claims(claims: &Map<String, Value>, roles_path: &[String]) -> Self {
+    fn from_claims(claims: &Map<String, Value>, roles_path: &[String]) -> Read {
         // RFC 6749 §3.3: scopes are separated by spaces (%x20) only; a tab or a newline is part
         // of a (then unknown) scope, not a separator. Array entries are taken whole.
         let words = |s: &str| {
@@ -94,16 +153,7 @@ impl Grants {
                 .collect(),
             _ => Vec::new(),
         };
-        if scopes.is_empty() && roles.is_empty() {
-            // Shared: a token without scopes or roles allocates nothing here.
-            static EMPTY: std::sync::OnceLock<Arc<GrantsInner>> = std::sync::OnceLock::new();
-            return Grants {
-                inner: Arc::clone(EMPTY.get_or_init(Default::default)),
-            };
-        }
-        Grants {
-            inner: Arc::new(GrantsInner { scopes, roles }),
-        }
+        Read { scopes, roles }
     }
 
     /// The scopes, from `scope` then `scp`.
@@ -114,7 +164,7 @@ impl Grants {
     /// assert_eq!(Grants::new(["a", "b"], Vec::<String>::new()).scopes(), ["a", "b"]);
     /// ```
     pub fn scopes(&self) -> &[String] {
-        &self.inner.scopes
+        &self.read().scopes
     }
 
     /// The roles, from the configured claim path.
@@ -125,7 +175,7 @@ impl Grants {
     /// assert_eq!(Grants::new(Vec::<String>::new(), ["ops"]).roles(), ["ops"]);
     /// ```
     pub fn roles(&self) -> &[String] {
-        &self.inner.roles
+        &self.read().roles
     }
 
     /// `true` if the token has this scope.
@@ -138,7 +188,7 @@ impl Grants {
     /// assert!(!grants.has_scope("orders:write")); // a role, not a scope
     /// ```
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.inner.scopes.iter().any(|s| s == scope)
+        self.read().scopes.iter().any(|s| s == scope)
     }
 
     /// `true` if the token has this role.
@@ -151,7 +201,7 @@ impl Grants {
     /// assert!(!grants.has_role("admin")); // a scope, not a role
     /// ```
     pub fn has_role(&self, role: &str) -> bool {
-        self.inner.roles.iter().any(|r| r == role)
+        self.read().roles.iter().any(|r| r == role)
     }
 }
 

@@ -10,65 +10,47 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{Map, Value};
 
-use crate::clock::numeric_date;
 use crate::config::{type_matches, ConfigInner, Trust};
 use crate::crypto::{self, VerifyError};
 use crate::error::{cap, AuthError, Problem, Reason, TokenFacts};
 use crate::jws::{self, Header};
 use crate::keys::{Lookup, Pending, Unresolved};
 
-/// Verified claims, as JSON.
-pub(crate) type ClaimsMap = Map<String, Value>;
+mod registered;
 
-/// A claims object whose top-level names are unique: `{"iss":"a","iss":"b"}` is refused (as
-/// duplicate header members are) instead of letting the last value win, which other parsers
-/// may read differently.
-struct UniqueClaims(ClaimsMap);
+pub(crate) use registered::{claims_map, ClaimsMap};
+use registered::{Aud, Date, Registered, Text};
 
-impl<'de> Deserialize<'de> for UniqueClaims {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = UniqueClaims;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<UniqueClaims, A::Error> {
-                let mut map = ClaimsMap::new();
-                while let Some(key) = m.next_key::<String>()? {
-                    let value: Value = m.next_value()?;
-                    if map.insert(key, value).is_some() {
-                        return Err(serde::de::Error::custom("duplicate claim"));
-                    }
-                }
-                Ok(UniqueClaims(map))
-            }
+/// What later steps need of a verified token's claims, read by the claims step: the dates,
+/// and `jti`, `iss`, `sub` when a revocation store will be asked.
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    pub(crate) exp: Option<i64>,
+    pub(crate) nbf: Option<i64>,
+    pub(crate) iat: Option<i64>,
+    pub(crate) jti: Option<Box<str>>,
+    pub(crate) iss: Option<Box<str>>,
+    pub(crate) sub: Option<Box<str>>,
+}
+
+impl Facts {
+    /// What the revocation store is asked about the token.
+    pub(crate) fn token_ref(&self) -> crate::revocation::TokenRef<'_> {
+        crate::revocation::TokenRef {
+            jti: self.jti.as_deref(),
+            iss: self.iss.as_deref(),
+            sub: self.sub.as_deref(),
+            iat: self.iat,
+            exp: self.exp,
         }
-        d.deserialize_map(V)
     }
 }
 
-/// What the revocation store is asked about a verified token.
-pub(crate) fn token_ref(claims: &ClaimsMap) -> crate::revocation::TokenRef<'_> {
-    use serde_json::Value;
-    crate::revocation::TokenRef {
-        jti: claims.get("jti").and_then(Value::as_str),
-        iss: claims.get("iss").and_then(Value::as_str),
-        sub: claims.get("sub").and_then(Value::as_str),
-        iat: claims.get("iat").and_then(crate::clock::numeric_date),
-        exp: claims.get("exp").and_then(crate::clock::numeric_date),
-    }
-}
-
-/// Deserializes verified claims into `T`; a shape mismatch is `invalid_claim`.
-pub(crate) fn into_claims<T: DeserializeOwned>(claims: ClaimsMap) -> Result<T, AuthError> {
-    T::deserialize(Value::Object(claims)).map_err(|e| {
+/// Deserializes verified claims (the payload JSON) into `T`; a shape mismatch is
+/// `invalid_claim`.
+pub(crate) fn into_claims<T: DeserializeOwned>(payload: &[u8]) -> Result<T, AuthError> {
+    serde_json::from_slice::<T>(payload).map_err(|e| {
         AuthError::from_problems(
             vec![Problem::about(
                 Reason::InvalidClaim,
@@ -80,10 +62,13 @@ pub(crate) fn into_claims<T: DeserializeOwned>(claims: ClaimsMap) -> Result<T, A
     })
 }
 
-/// A verified token: its claims, the index of its issuer's trust and the version of the key
-/// set that verified it.
+/// A verified token: its claims (the payload JSON, and the facts later steps need), the
+/// index of its issuer's trust and the version of the key set that verified it.
 pub(crate) struct Accepted {
-    pub(crate) claims: ClaimsMap,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) facts: Facts,
+    /// The claims as a map, when user checks read them (kept for the cache's hits).
+    pub(crate) checked: Option<std::sync::Arc<ClaimsMap>>,
     pub(crate) trust: usize,
     pub(crate) version: u64,
 }
@@ -158,17 +143,9 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
 
     // Claims, parsed once: `iss` routes the token to its issuer's keys.
     let now = cfg.clock.now();
-    let claims: Option<ClaimsMap> = match URL_SAFE_NO_PAD.decode(jws.payload) {
-        Ok(json) => serde_json::from_slice::<UniqueClaims>(&json)
-            .ok()
-            .map(|c| c.0),
-        Err(_) => None,
-    };
-    let iss = claims
-        .as_ref()
-        .and_then(|c| c.get("iss"))
-        .and_then(Value::as_str);
-    let routed = cfg.trust_for(iss);
+    let payload = URL_SAFE_NO_PAD.decode(jws.payload).ok();
+    let claims = payload.as_deref().and_then(Registered::parse);
+    let routed = cfg.trust_for(claims.as_ref().and_then(|c| c.iss.as_str()));
     let trust = routed.map(|(_, trust)| trust);
     let mut version = 0;
 
@@ -189,7 +166,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         }
     }
 
-    let Some(claims) = claims else {
+    let (Some(claims), Some(json)) = (claims, payload.as_deref()) else {
         problems.push(Problem::about(
             Reason::Malformed,
             "payload is not a JSON object",
@@ -197,16 +174,36 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         return Err(reject(problems, &header, None, cfg, trust, now).into());
     };
     check_claims(cfg, trust, &claims, now, &mut problems);
-
-    if problems.is_empty() {
-        Ok(Accepted {
-            claims,
-            trust: routed.map_or(0, |(index, _)| index),
-            version,
-        })
+    // User checks read the claims by name: a map, built only when there are checks.
+    let checked = if cfg.checks.is_empty() {
+        None
     } else {
-        Err(reject(problems, &header, Some(&claims), cfg, trust, now).into())
+        let map = claims_map(json).unwrap_or_default();
+        run_checks(cfg, &map, &mut problems);
+        Some(std::sync::Arc::new(map))
+    };
+
+    if !problems.is_empty() {
+        return Err(reject(problems, &header, Some(&claims), cfg, trust, now).into());
     }
+    let ids = cfg.revocation.is_some();
+    let text = |t: &Text<'_>| if ids { t.as_str().map(Box::from) } else { None };
+    let facts = Facts {
+        exp: claims.exp.at(),
+        nbf: claims.nbf.at(),
+        iat: claims.iat.at(),
+        jti: text(&claims.jti),
+        iss: text(&claims.iss),
+        sub: text(&claims.sub),
+    };
+    drop(claims);
+    Ok(Accepted {
+        payload: payload.unwrap_or_default(),
+        facts,
+        checked,
+        trust: routed.map_or(0, |(i, _)| i),
+        version,
+    })
 }
 
 /// The algorithm a header's `alg` names, if supported. `Ed25519` is the fully-specified name
@@ -253,72 +250,61 @@ fn check_signature(lookup: Lookup<'_>, alg: Algorithm, jws: &jws::Segments<'_>) 
 fn check_claims(
     cfg: &ConfigInner,
     trust: Option<&Trust>,
-    claims: &ClaimsMap,
+    claims: &Registered<'_>,
     now: i64,
     problems: &mut Vec<Problem>,
 ) {
-    match claims.get("exp") {
-        None | Some(Value::Null) => problems.push(Problem::about(Reason::MissingClaim, "exp")),
-        Some(v) => match numeric_date(v) {
-            None => problems.push(Problem::about(Reason::InvalidClaim, "exp")),
-            Some(exp) if now >= exp.saturating_add(cfg.leeway) => {
-                problems.push(Problem::about(Reason::Expired, "exp"));
-            }
-            Some(_) => {}
-        },
+    match claims.exp {
+        Date::Absent | Date::Null => problems.push(Problem::about(Reason::MissingClaim, "exp")),
+        Date::Invalid => problems.push(Problem::about(Reason::InvalidClaim, "exp")),
+        Date::At(exp) if now >= exp.saturating_add(cfg.leeway) => {
+            problems.push(Problem::about(Reason::Expired, "exp"));
+        }
+        Date::At(_) => {}
     }
     // A claim that is present must have its type: `"nbf": null` is not an absent `nbf`.
-    match claims.get("nbf") {
-        None => {}
-        Some(v) => match numeric_date(v) {
-            None => problems.push(Problem::about(Reason::InvalidClaim, "nbf")),
-            Some(nbf) if now.saturating_add(cfg.leeway) < nbf => {
-                problems.push(Problem::about(Reason::NotYetValid, "nbf"));
-            }
-            Some(_) => {}
-        },
-    }
-    if let Some(v) = claims.get("iat") {
-        if numeric_date(v).is_none() {
-            problems.push(Problem::about(Reason::InvalidClaim, "iat"));
+    match claims.nbf {
+        Date::Absent => {}
+        Date::Null | Date::Invalid => problems.push(Problem::about(Reason::InvalidClaim, "nbf")),
+        Date::At(nbf) if now.saturating_add(cfg.leeway) < nbf => {
+            problems.push(Problem::about(Reason::NotYetValid, "nbf"));
         }
+        Date::At(_) => {}
+    }
+    if matches!(claims.iat, Date::Null | Date::Invalid) {
+        problems.push(Problem::about(Reason::InvalidClaim, "iat"));
     }
     if cfg.check_issuer {
-        match claims.get("iss") {
-            None | Some(Value::Null) => problems.push(Problem::about(Reason::MissingClaim, "iss")),
-            Some(Value::String(iss)) => {
+        match &claims.iss {
+            Text::Absent | Text::Null => problems.push(Problem::about(Reason::MissingClaim, "iss")),
+            Text::Str(iss) => {
                 if !trust.is_some_and(|t| t.issuers.iter().any(|i| i == iss)) {
                     problems.push(Problem::about(Reason::WrongIssuer, "iss"));
                 }
             }
-            Some(_) => problems.push(Problem::about(Reason::InvalidClaim, "iss")),
+            Text::Other => problems.push(Problem::about(Reason::InvalidClaim, "iss")),
         }
     }
     let audiences: &[String] = trust.map(|t| t.audiences.as_slice()).unwrap_or(&[]);
     if cfg.check_audience && trust.is_some() {
-        match claims.get("aud") {
-            None | Some(Value::Null) => problems.push(Problem::about(Reason::MissingClaim, "aud")),
-            Some(Value::String(aud)) => {
-                if !audiences.iter().any(|a| a == aud) {
+        let wanted = |aud: &str| audiences.iter().any(|a| a == aud);
+        match &claims.aud {
+            Aud::Absent | Aud::Null => problems.push(Problem::about(Reason::MissingClaim, "aud")),
+            Aud::One(aud) => {
+                if !wanted(aud) {
                     problems.push(Problem::about(Reason::WrongAudience, "aud"));
                 }
             }
-            Some(Value::Array(list)) => {
-                if !list.iter().all(Value::is_string) {
-                    problems.push(Problem::about(Reason::InvalidClaim, "aud"));
-                } else if !list
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|aud| audiences.iter().any(|a| a == aud))
-                {
+            Aud::Many(list) => {
+                if !list.iter().any(|aud| wanted(aud)) {
                     problems.push(Problem::about(Reason::WrongAudience, "aud"));
                 }
             }
-            Some(_) => problems.push(Problem::about(Reason::InvalidClaim, "aud")),
+            Aud::Invalid => problems.push(Problem::about(Reason::InvalidClaim, "aud")),
         }
     }
     for claim in &cfg.required_claims {
-        if claims.get(claim).is_none_or(Value::is_null) {
+        if !claims.has(claim) {
             // The standard ones were reported above already.
             let already = problems.iter().any(|p| p.subject() == Some(claim.as_str()));
             if !already {
@@ -326,6 +312,10 @@ fn check_claims(
             }
         }
     }
+}
+
+/// The user checks, in order, on the claims as a map.
+fn run_checks(cfg: &ConfigInner, claims: &ClaimsMap, problems: &mut Vec<Problem>) {
     for check in &cfg.checks {
         if let Err(e) = check(claims) {
             let reason = if e.missing {
@@ -342,7 +332,7 @@ fn check_claims(
 fn reject(
     problems: Vec<Problem>,
     header: &Header<'_>,
-    claims: Option<&ClaimsMap>,
+    claims: Option<&Registered<'_>>,
     cfg: &ConfigInner,
     trust: Option<&Trust>,
     now: i64,
@@ -361,19 +351,14 @@ fn reject(
         ..TokenFacts::default()
     };
     if let Some(claims) = claims {
-        facts.issuer = claims.get("iss").and_then(Value::as_str).map(cap);
-        facts.audience = match claims.get("aud") {
-            Some(Value::String(s)) => vec![cap(s)],
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .take(16)
-                .map(cap)
-                .collect(),
+        facts.issuer = claims.iss.as_str().map(cap);
+        facts.audience = match &claims.aud {
+            Aud::One(s) => vec![cap(s)],
+            Aud::Many(list) => list.iter().take(16).map(|a| cap(a)).collect(),
             _ => Vec::new(),
         };
-        facts.expires_at = claims.get("exp").and_then(numeric_date);
-        facts.not_before = claims.get("nbf").and_then(numeric_date);
+        facts.expires_at = claims.exp.at();
+        facts.not_before = claims.nbf.at();
     }
     AuthError::from_problems(problems, facts)
 }
