@@ -443,6 +443,7 @@ impl AuthConfigBuilder {
                 realm: self.realm,
                 roles_claim: self.roles_claim.split('.').map(str::to_owned).collect(),
                 metadata,
+                last_header: Default::default(),
                 revocation: self.revocation.map(|store| {
                     // A token is accepted up to a leeway past `exp`: the store must keep its
                     // revocation at least that long.

@@ -73,6 +73,8 @@ pub(crate) struct ConfigInner {
     pub(crate) revocation: Option<Revocation>,
     pub(crate) roles_claim: Arc<[String]>,
     pub(crate) metadata: Option<BuiltMetadata>,
+    /// The last token header parsed, for the next token with the same one.
+    pub(crate) last_header: crate::jws::LastHeader,
 }
 
 impl AuthConfig {

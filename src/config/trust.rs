@@ -58,6 +58,7 @@ impl ConfigInner {
             revocation: None,
             roles_claim: self.roles_claim.clone(),
             metadata: None,
+            last_header: Default::default(),
         }
     }
 }

@@ -120,7 +120,7 @@ impl<'a, T> Pipeline<'a, T> {
             version,
         } = accepted;
         let claims = Arc::new(into_claims::<T>(&payload)?);
-        let grants = Grants::of_claims(payload, Arc::clone(roles_claim));
+        let grants = Grants::of_claims(payload.into_bytes(), Arc::clone(roles_claim));
         if let Some(cache) = self.cache {
             let facts = CacheFacts {
                 exp: facts.exp,
@@ -179,7 +179,7 @@ impl Rest {
 }
 
 /// The whole pipeline without a cache, awaited: the verified claims (the payload JSON).
-async fn verify(cfg: &ConfigInner, token: &str) -> Result<Vec<u8>, AuthError> {
+async fn verify(cfg: &ConfigInner, token: &str) -> Result<String, AuthError> {
     let pipeline: Pipeline<'_, std::convert::Infallible> = Pipeline::new(cfg, None);
     let accepted = match pipeline.start(token) {
         Progress::Done(Ok(Verified::Fresh(accepted))) => accepted,

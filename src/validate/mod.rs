@@ -49,8 +49,8 @@ impl Facts {
 
 /// Deserializes verified claims (the payload JSON) into `T`; a shape mismatch is
 /// `invalid_claim`.
-pub(crate) fn into_claims<T: DeserializeOwned>(payload: &[u8]) -> Result<T, AuthError> {
-    serde_json::from_slice::<T>(payload).map_err(|e| {
+pub(crate) fn into_claims<T: DeserializeOwned>(payload: &str) -> Result<T, AuthError> {
+    serde_json::from_str::<T>(payload).map_err(|e| {
         AuthError::from_problems(
             vec![Problem::about(
                 Reason::InvalidClaim,
@@ -65,7 +65,8 @@ pub(crate) fn into_claims<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Auth
 /// A verified token: its claims (the payload JSON, and the facts later steps need), the
 /// index of its issuer's trust and the version of the key set that verified it.
 pub(crate) struct Accepted {
-    pub(crate) payload: Vec<u8>,
+    /// The claims JSON (checked UTF-8 once, so later parses skip that check per string).
+    pub(crate) payload: String,
     pub(crate) facts: Facts,
     /// The claims as a map, when user checks read them (kept for the cache's hits).
     pub(crate) checked: Option<std::sync::Arc<ClaimsMap>>,
@@ -108,8 +109,8 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         return Err(AuthError::new(Reason::TooLarge).into());
     }
     let jws = jws::split(token)?;
-    let header_json = jws::decode_header(jws.header)?;
-    let header = jws::parse_header(&header_json)?;
+    let last = cfg.last_header.get(jws.header)?;
+    let header: &Header<'_> = &last.1;
 
     let mut problems: Vec<Problem> = Vec::new();
 
@@ -143,7 +144,10 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
 
     // Claims, parsed once: `iss` routes the token to its issuer's keys.
     let now = cfg.clock.now();
-    let payload = URL_SAFE_NO_PAD.decode(jws.payload).ok();
+    let payload = URL_SAFE_NO_PAD
+        .decode(jws.payload)
+        .ok()
+        .and_then(|json| String::from_utf8(json).ok());
     let claims = payload.as_deref().and_then(Registered::parse);
     let routed = cfg.trust_for(claims.as_ref().and_then(|c| c.iss.as_str()));
     let trust = routed.map(|(_, trust)| trust);
@@ -171,7 +175,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
             Reason::Malformed,
             "payload is not a JSON object",
         ));
-        return Err(reject(problems, &header, None, cfg, trust, now).into());
+        return Err(reject(problems, header, None, cfg, trust, now).into());
     };
     check_claims(cfg, trust, &claims, now, &mut problems);
     // User checks read the claims by name: a map, built only when there are checks.
@@ -184,7 +188,7 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
     };
 
     if !problems.is_empty() {
-        return Err(reject(problems, &header, Some(&claims), cfg, trust, now).into());
+        return Err(reject(problems, header, Some(&claims), cfg, trust, now).into());
     }
     let ids = cfg.revocation.is_some();
     let text = |t: &Text<'_>| if ids { t.as_str().map(Box::from) } else { None };
