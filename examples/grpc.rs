@@ -63,9 +63,7 @@ pub struct HelloReply {
 /// The handler. `TokenAuthLayer` put the verified claims in the HTTP request extensions and
 /// tonic copied them into the `tonic::Request` extensions.
 async fn say_hello(request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
-    let claims = request
-        .extensions()
-        .get::<Claims<StandardClaims>>()
+    let claims = Claims::<StandardClaims>::from_extensions(request.extensions())
         .ok_or_else(|| Status::unauthenticated("no verified token"))?;
     let caller = claims.sub.as_deref().unwrap_or("anonymous");
     Ok(Response::new(HelloReply {

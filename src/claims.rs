@@ -1,11 +1,15 @@
 //! Verified claims: the [`Claims`] extractor and the default [`StandardClaims`].
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+
+use crate::error::{AuthError, Reason};
+use crate::grants::Grants;
 
 /// The verified claims of the request's token, as `T`: what the layer puts in the request
 /// extensions and what handlers extract (axum's `Extension<T>` is the model).
@@ -44,17 +48,7 @@ use serde_json::{Map, Value};
 /// ```
 ///
 /// Outside axum (a tonic handler, a plain `service_fn`), read the same type from the
-/// extensions:
-///
-/// ```
-/// use tower_token_auth::{Claims, StandardClaims};
-///
-/// fn subject(req: &http::Request<()>) -> Option<String> {
-///     let claims = req.extensions().get::<Claims<StandardClaims>>()?;
-///     claims.sub.clone()
-/// }
-/// # assert_eq!(subject(&http::Request::new(())), None);
-/// ```
+/// extensions with [`Claims::from_extensions`].
 pub struct Claims<T>(pub Arc<T>);
 
 impl<T> Claims<T> {
@@ -245,35 +239,92 @@ impl<'de> serde::de::Visitor<'de> for StandardClaimsVisitor {
     }
 }
 
-/// Put in the request extensions by the layer, so extractors can tell "no layer" from "no
-/// token" and name the claims type the layer was built for.
-#[derive(Clone)]
-pub(crate) struct LayerMarker {
+/// The layer's settings that reach the request, built once per layer and shared.
+#[derive(Debug)]
+pub(crate) struct LayerInfo {
     /// The claims type the layer deserializes into: compared by `TypeId` (two types may share
     /// a name), named in messages. Read by the axum extractors.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) claims_id: std::any::TypeId,
+    pub(crate) claims_id: TypeId,
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) claims_type: &'static str,
-    pub(crate) authenticated: bool,
     /// The configuration's realm and RFC 9728 metadata URL: every responder reads them here
     /// (`response::ChallengeParams`), so they are set in one place, the configuration.
     pub(crate) realm: Option<Arc<str>>,
     pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
+/// The one value the layer puts in the request extensions: its settings, and the verified
+/// token when there is one (its claims as the layer's `T`, shared, and its grants). Extractors
+/// tell "no layer" from "no token" by it, and find a wrong claims type by `TypeId`.
+#[derive(Clone)]
+pub(crate) struct LayerMarker {
+    pub(crate) layer: Arc<LayerInfo>,
+    pub(crate) verified: Option<(Arc<dyn Any + Send + Sync>, Grants)>,
+}
+
 impl fmt::Debug for LayerMarker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LayerMarker")
-            .field("claims_type", &self.claims_type)
-            .field("authenticated", &self.authenticated)
+            .field("claims_type", &self.layer.claims_type)
+            .field("authenticated", &self.verified.is_some())
             .finish()
     }
 }
 
+impl<T: Send + Sync + 'static> Claims<T> {
+    /// The claims of the request's verified token, read from its extensions: how a tonic
+    /// handler or a plain tower service reads what axum handlers extract. `None` without a
+    /// verified token, or when `T` is not the layer's claims type.
+    ///
+    /// ```
+    /// use tower_token_auth::{Claims, StandardClaims};
+    ///
+    /// fn subject(req: &http::Request<()>) -> Option<String> {
+    ///     let claims = Claims::<StandardClaims>::from_extensions(req.extensions())?;
+    ///     claims.sub.clone()
+    /// }
+    /// # assert_eq!(subject(&http::Request::new(())), None);
+    /// ```
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<Claims<T>> {
+        let (claims, _) = extensions.get::<LayerMarker>()?.verified.as_ref()?;
+        Arc::clone(claims).downcast::<T>().ok().map(Claims)
+    }
+}
+
+impl Grants {
+    /// The grants of the request's verified token, read from its extensions (outside axum;
+    /// in handlers, extract [`Grants`]).
+    ///
+    /// ```
+    /// use tower_token_auth::Grants;
+    ///
+    /// fn is_admin(req: &http::Request<()>) -> bool {
+    ///     Grants::from_extensions(req.extensions()).is_some_and(|g| g.has_role("admin"))
+    /// }
+    /// # assert!(!is_admin(&http::Request::new(())));
+    /// ```
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<&Grants> {
+        let (_, grants) = extensions.get::<LayerMarker>()?.verified.as_ref()?;
+        Some(grants)
+    }
+}
+
+/// The error for a request without a verified token: the token error that
+/// `anonymous_on_invalid` let through, or `missing`.
+pub(crate) fn unauthenticated(ext: &http::Extensions) -> AuthError {
+    ext.get::<AuthError>()
+        .cloned()
+        .unwrap_or_else(|| AuthError::new(Reason::Missing))
+}
+
 #[cfg(feature = "axum")]
 mod extract {
-    use super::{Claims, LayerMarker};
+    use std::sync::Arc;
+
+    use super::{unauthenticated, Claims, LayerMarker};
     use crate::error::{AuthError, Reason};
+    use crate::grants::Grants;
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
     use http::request::Parts;
 
@@ -329,22 +380,20 @@ mod extract {
         parts: &Parts,
     ) -> Result<Option<Claims<T>>, ClaimsRejection> {
         let wanted = std::any::type_name::<T>();
-        if let Some(c) = parts.extensions.get::<Claims<T>>() {
-            return Ok(Some(c.clone()));
-        }
-        match parts.extensions.get::<LayerMarker>() {
-            None => Err(ClaimsRejection::MissingLayer { wanted }),
-            Some(m) if m.authenticated => Err(ClaimsRejection::WrongType {
-                wanted,
-                layer: m.claims_type,
-            }),
-            Some(m) if m.claims_id != std::any::TypeId::of::<T>() => {
-                Err(ClaimsRejection::WrongType {
-                    wanted,
-                    layer: m.claims_type,
-                })
-            }
-            Some(_) => Ok(None),
+        let Some(m) = parts.extensions.get::<LayerMarker>() else {
+            return Err(ClaimsRejection::MissingLayer { wanted });
+        };
+        let wrong = || ClaimsRejection::WrongType {
+            wanted,
+            layer: m.layer.claims_type,
+        };
+        match &m.verified {
+            Some((claims, _)) => Arc::clone(claims)
+                .downcast::<T>()
+                .map(|c| Some(Claims(c)))
+                .map_err(|_| wrong()),
+            None if m.layer.claims_id != std::any::TypeId::of::<T>() => Err(wrong()),
+            None => Ok(None),
         }
     }
 
@@ -362,11 +411,14 @@ mod extract {
             match lookup::<T>(parts)? {
                 Some(c) => Ok(c),
                 None => {
-                    let marker = parts.extensions.get::<LayerMarker>();
+                    let layer = parts
+                        .extensions
+                        .get::<LayerMarker>()
+                        .map(|m| Arc::clone(&m.layer));
                     Err(ClaimsRejection::Unauthenticated {
                         error: AuthError::new(Reason::Missing),
-                        realm: marker.and_then(|m| m.realm.clone()),
-                        resource_metadata: marker.and_then(|m| m.resource_metadata.clone()),
+                        realm: layer.as_ref().and_then(|l| l.realm.clone()),
+                        resource_metadata: layer.and_then(|l| l.resource_metadata.clone()),
                     })
                 }
             }
@@ -385,6 +437,63 @@ mod extract {
             _state: &S,
         ) -> Result<Option<Self>, Self::Rejection> {
             lookup::<T>(parts)
+        }
+    }
+
+    /// `Grants` as an axum extractor: the scopes and roles of the verified token.
+    ///
+    /// Without grants (no token behind an optional `TokenAuthLayer`, or no `TokenAuthLayer`
+    /// at all) it rejects with a 401 `missing` [`AuthError`] (behind
+    /// [`anonymous_on_invalid`](crate::TokenAuthLayer::anonymous_on_invalid), with the
+    /// token's error). `Option<Grants>` is `None` instead.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_token_auth::{AuthError, Grants};
+    ///
+    /// async fn orders(grants: Grants) -> Result<String, AuthError> {
+    ///     grants.require_all(["orders:read"])?;
+    ///     Ok(format!("{} scopes", grants.scopes().len()))
+    /// }
+    ///
+    /// async fn landing(grants: Option<Grants>) -> &'static str {
+    ///     match grants {
+    ///         Some(g) if g.has_role("admin") => "hello admin",
+    ///         Some(_) => "hello user",
+    ///         None => "hello stranger",
+    ///     }
+    /// }
+    ///
+    /// let app: Router = Router::new().route("/orders", get(orders)).route("/", get(landing));
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    impl<S: Send + Sync> FromRequestParts<S> for Grants {
+        type Rejection = AuthError;
+
+        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AuthError> {
+            if let Some(g) = Grants::from_extensions(&parts.extensions) {
+                return Ok(g.clone());
+            }
+            if parts.extensions.get::<LayerMarker>().is_none() {
+                tracing::error!(
+                    target: "tower_token_auth",
+                    "Grants was extracted but no TokenAuthLayer ran for this route: add .layer(TokenAuthLayer::new(config)) to the router or route"
+                );
+            }
+            Err(unauthenticated(&parts.extensions))
+        }
+    }
+
+    /// `Option<Grants>`: `None` when the request carries no verified token.
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for Grants {
+        type Rejection = std::convert::Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(Grants::from_extensions(&parts.extensions).cloned())
         }
     }
 }

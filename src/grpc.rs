@@ -43,9 +43,9 @@
 //!
 //! The verified claims reach the handlers: tonic copies the HTTP request extensions into
 //! [`tonic::Request::extensions`], so a handler reads
-//! `request.extensions().get::<Claims<StandardClaims>>()` (the claims type of the
+//! `Claims::<StandardClaims>::from_extensions(request.extensions())` (the claims type of the
 //! layer, see [`TokenAuthLayer::with_claims`](crate::TokenAuthLayer::with_claims)) and
-//! `request.extensions().get::<Grants>()`. Behind a required layer they are always there.
+//! `Grants::from_extensions(request.extensions())`. Behind a required layer they are always there.
 //!
 //! ```no_run
 //! use tonic::{service::Routes, transport::Server, Request, Status};
@@ -71,9 +71,7 @@
 //!
 //! // In a handler (generated trait method or hand-written service):
 //! fn caller<M>(request: &Request<M>) -> Result<String, Status> {
-//!     let claims = request
-//!         .extensions()
-//!         .get::<Claims<StandardClaims>>()
+//!     let claims = Claims::<StandardClaims>::from_extensions(request.extensions())
 //!         .ok_or_else(|| Status::unauthenticated("no verified token"))?;
 //!     Ok(claims.sub.clone().unwrap_or_default())
 //! }

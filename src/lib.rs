@@ -105,6 +105,7 @@ mod crypto;
 #[cfg_attr(docsrs, doc(cfg(feature = "diagnose")))]
 pub mod diagnose;
 mod error;
+mod grants;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
@@ -135,13 +136,14 @@ pub use config::{AuthConfig, AuthConfigBuilder, Issuer, DEFAULT_MAX_TOKEN_LEN};
 #[cfg(feature = "diagnose")]
 pub use diagnose::{diagnose, diagnose_with, DiagnoseOptions, Diagnosis, Finding};
 pub use error::{AuthError, ClaimError, ConfigError, Problem, Reason, TokenFacts};
+pub use grants::Grants;
 #[cfg(feature = "grpc")]
 pub use grpc::GrpcResponder;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyStatus, Keys};
 pub use middleware::{ResponseFuture, TokenAuth, TokenAuthLayer};
 pub use response::{responder_fn, DefaultResponder, Responder};
-pub use scope::{Grants, RequireScope};
+pub use scope::RequireScope;
 
 /// The README's Rust examples, compiled as doc tests.
 #[cfg(doctest)]

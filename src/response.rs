@@ -141,8 +141,8 @@ impl<'a> From<&'a Parts> for ChallengeParams<'a> {
     fn from(parts: &'a Parts) -> Self {
         match parts.extensions.get::<crate::claims::LayerMarker>() {
             Some(m) => ChallengeParams {
-                realm: m.realm.as_deref(),
-                resource_metadata: m.resource_metadata.as_deref(),
+                realm: m.layer.realm.as_deref(),
+                resource_metadata: m.layer.resource_metadata.as_deref(),
             },
             None => ChallengeParams::default(),
         }

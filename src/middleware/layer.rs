@@ -209,7 +209,7 @@ impl<T, R: fmt::Debug> fmt::Debug for TokenAuthLayer<T, R> {
     }
 }
 
-impl<S, T, R: Clone> Layer<S> for TokenAuthLayer<T, R> {
+impl<S, T: 'static, R: Clone> Layer<S> for TokenAuthLayer<T, R> {
     type Service = TokenAuth<S, T, R>;
 
     fn layer(&self, inner: S) -> Self::Service {

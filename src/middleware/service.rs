@@ -12,12 +12,12 @@ use tower_service::Service;
 use super::future::{CheckFuture, ResponseFuture};
 use super::layer::{Mode, TokenAuthLayer};
 use crate::cache::TokenCache;
-use crate::claims::{Claims, LayerMarker};
+use crate::claims::{LayerInfo, LayerMarker};
 use crate::config::AuthConfig;
 use crate::error::{AuthError, Reason};
+use crate::grants::Grants;
 use crate::pipeline::{Pipeline, Progress, Rest, Verified};
 use crate::response::Responder;
-use crate::scope::Grants;
 use crate::source::find_token;
 
 /// The service built by [`TokenAuthLayer`]; see there.
@@ -26,44 +26,26 @@ pub struct TokenAuth<S, T, R> {
     config: AuthConfig,
     responder: R,
     mode: Mode,
-    challenge: Challenge,
+    /// What the request extensions carry of this layer (see `LayerMarker`).
+    info: Arc<LayerInfo>,
     cache: Option<Arc<TokenCache<T>>>,
     diagnose: bool,
 }
 
-/// The configuration's challenge parameters, shared: they reach the responders through the
-/// request's `LayerMarker`.
-#[derive(Clone)]
-pub(crate) struct Challenge {
-    realm: Option<Arc<str>>,
-    resource_metadata: Option<Arc<str>>,
-}
-
-impl Challenge {
-    /// The marker the layer puts in the request extensions for claims type `T`.
-    fn marker<T: 'static>(self, authenticated: bool) -> LayerMarker {
-        LayerMarker {
+impl<S, T: 'static, R> TokenAuth<S, T, R> {
+    pub(crate) fn new(inner: S, layer: TokenAuthLayer<T, R>) -> Self {
+        let info = Arc::new(LayerInfo {
             claims_id: std::any::TypeId::of::<T>(),
             claims_type: std::any::type_name::<T>(),
-            authenticated,
-            realm: self.realm,
-            resource_metadata: self.resource_metadata,
-        }
-    }
-}
-
-impl<S, T, R> TokenAuth<S, T, R> {
-    pub(crate) fn new(inner: S, layer: TokenAuthLayer<T, R>) -> Self {
-        let challenge = Challenge {
             realm: layer.config.realm().map(Arc::from),
             resource_metadata: layer.config.resource_metadata_url().map(Arc::from),
-        };
+        });
         TokenAuth {
             inner,
             config: layer.config,
             responder: layer.responder,
             mode: layer.mode,
-            challenge,
+            info,
             cache: layer.cache,
             diagnose: layer.diagnose,
         }
@@ -92,7 +74,7 @@ impl<S: Clone, T, R: Clone> Clone for TokenAuth<S, T, R> {
             config: self.config.clone(),
             responder: self.responder.clone(),
             mode: self.mode,
-            challenge: self.challenge.clone(),
+            info: Arc::clone(&self.info),
             cache: self.cache.clone(),
             diagnose: self.diagnose,
         }
@@ -116,7 +98,7 @@ pub(crate) struct Held<ReqBody, R> {
     body: ReqBody,
     responder: R,
     mode: Mode,
-    challenge: Challenge,
+    info: Arc<LayerInfo>,
     timer: crate::metrics::Timer,
 }
 
@@ -140,21 +122,23 @@ where
         body,
         responder,
         mode,
-        challenge,
+        info,
         timer,
     } = held;
-    // Called once, in whichever arm runs.
-    let marker = move |authenticated| challenge.marker::<T>(authenticated);
+    // One insert per request: the layer, and the verified token if there is one.
+    let marker = move |verified| LayerMarker {
+        layer: info,
+        verified,
+    };
     match admitted {
         Ok(Some((claims, grants))) => {
             crate::metrics::request("accepted", "none", timer.seconds());
-            parts.extensions.insert(marker(true));
-            parts.extensions.insert(Claims(claims));
-            parts.extensions.insert(grants);
+            let claims: Arc<dyn std::any::Any + Send + Sync> = claims;
+            parts.extensions.insert(marker(Some((claims, grants))));
         }
         Ok(None) => {
             crate::metrics::request("anonymous", "missing", timer.seconds());
-            parts.extensions.insert(marker(false));
+            parts.extensions.insert(marker(None));
         }
         Err(err)
             if mode == Mode::AnonymousOnInvalid
@@ -163,14 +147,14 @@ where
         {
             crate::metrics::request("anonymous", err.reason().code(), timer.seconds());
             log_rejection(&err, Some(&parts), true);
-            parts.extensions.insert(marker(false));
+            parts.extensions.insert(marker(None));
             parts.extensions.insert(err);
         }
         Err(err) => {
             crate::metrics::request("rejected", err.reason().code(), timer.seconds());
             log_rejection(&err, Some(&parts), false);
             // Responders may read the layer's realm from the marker.
-            parts.extensions.insert(marker(false));
+            parts.extensions.insert(marker(None));
             let mut response = responder.respond(&err, &parts);
             response.extensions_mut().insert(err);
             return Err(response);
@@ -224,7 +208,7 @@ where
             body,
             responder: self.responder.clone(),
             mode: self.mode,
-            challenge: self.challenge.clone(),
+            info: Arc::clone(&self.info),
             timer,
         };
         match next {
@@ -258,9 +242,10 @@ where
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
-        parts
-            .extensions
-            .insert(self.challenge.clone().marker::<T>(false));
+        parts.extensions.insert(LayerMarker {
+            layer: Arc::clone(&self.info),
+            verified: None,
+        });
         ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
     }
 

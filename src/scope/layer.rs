@@ -12,10 +12,11 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::grants::{unauthenticated, Grants};
 use super::requirement::{Kind, Mode, Requirement};
+use crate::claims::unauthenticated;
 use crate::claims::LayerMarker;
 use crate::error::AuthError;
+use crate::grants::Grants;
 use crate::response::{DefaultResponder, Responder};
 
 /// A layer that lets a request through only if its token grants the required scopes or
@@ -336,7 +337,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (err, present) = match req.extensions().get::<Grants>() {
+        let (err, present) = match Grants::from_extensions(req.extensions()) {
             Some(grants) => match self.requirement.check(grants) {
                 Ok(()) => return RequireScopeFuture::inner(self.inner.call(req)),
                 Err(err) => (err, Some(self.requirement.present(grants))),

@@ -5,7 +5,6 @@
 //! |---|---|
 //! | `requirement.rs` | what is required (scopes or roles, all or any), the check and its error |
 //! | `layer.rs` | the tower layer, service and response future of [`RequireScope`] |
-//! | `grants.rs` | [`Grants`], how the layer reads them from the claims, the axum extractor |
 //!
 //! [`TokenAuthLayer`](crate::TokenAuthLayer) puts the [`Grants`] of every accepted token (its
 //! scopes from `scope` and `scp`, its roles from the configured claim path, see
@@ -71,9 +70,8 @@
 //! # Ok(()) }
 //! ```
 
-mod grants;
 mod layer;
 mod requirement;
 
-pub use grants::Grants;
+pub use crate::grants::Grants;
 pub use layer::{RequireScope, RequireScopeFuture, RequireScopeService};

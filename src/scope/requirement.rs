@@ -5,8 +5,8 @@
 
 use http::request::Parts;
 
-use super::grants::Grants;
 use crate::error::{AuthError, Reason};
+use crate::grants::Grants;
 
 /// Whether a requirement names scopes or roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -49,13 +49,9 @@ struct HelloReply {
 /// Answers with what it found in the request extensions: the subject of the verified claims
 /// and the granted scopes.
 async fn say_hello(request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
-    let claims = request
-        .extensions()
-        .get::<Claims<StandardClaims>>()
+    let claims = Claims::<StandardClaims>::from_extensions(request.extensions())
         .ok_or_else(|| Status::internal("no claims in the request extensions"))?;
-    let grants = request
-        .extensions()
-        .get::<Grants>()
+    let grants = Grants::from_extensions(request.extensions())
         .ok_or_else(|| Status::internal("no grants in the request extensions"))?;
     let message = format!(
         "hello {}; sub={}; scopes={}",

@@ -191,10 +191,7 @@ async fn verdict(cfg: &AuthConfig, token: &str) -> String {
 
 /// Echoes `sub` and `tenant` of the verified claims as JSON.
 async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let body = match req
-        .extensions()
-        .get::<tower_token_auth::Claims<StandardClaims>>()
-    {
+    let body = match tower_token_auth::Claims::<StandardClaims>::from_extensions(req.extensions()) {
         Some(c) => serde_json::json!({
             "sub": c.sub,
             "tenant": c.extra.get("tenant"),

@@ -212,10 +212,8 @@ async fn anonymous_on_invalid_error_is_in_request_extensions_of_service_fn() {
         .anonymous_on_invalid()
         .layer(service_fn(|req: Request<Body>| async move {
             let err = req.extensions().get::<AuthError>().cloned();
-            let claims = req
-                .extensions()
-                .get::<tower_token_auth::Claims<StandardClaims>>()
-                .cloned();
+            let claims =
+                tower_token_auth::Claims::<StandardClaims>::from_extensions(req.extensions());
             let text = format!(
                 "claims:{} reason:{}",
                 claims.is_some(),

@@ -27,9 +27,7 @@ use crate::extractors::MyClaims;
 type FullRes = http::Response<Full<Bytes>>;
 
 async fn echo(req: Request<String>) -> Result<FullRes, Infallible> {
-    let sub = req
-        .extensions()
-        .get::<tower_token_auth::Claims<StandardClaims>>()
+    let sub = tower_token_auth::Claims::<StandardClaims>::from_extensions(req.extensions())
         .and_then(|c| c.sub.clone())
         .unwrap_or_else(|| "nobody".into());
     Ok(http::Response::new(Full::new(Bytes::from(format!(

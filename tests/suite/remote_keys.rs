@@ -956,9 +956,7 @@ type PlainHandler = ServiceFn<fn(Request<Body>) -> PlainFuture>;
 type PlainFuture = std::future::Ready<Result<Response, Infallible>>;
 
 fn plain_handler(req: Request<Body>) -> PlainFuture {
-    let sub = req
-        .extensions()
-        .get::<Claims<StandardClaims>>()
+    let sub = Claims::<StandardClaims>::from_extensions(req.extensions())
         .and_then(|c| c.sub.clone())
         .unwrap_or_default();
     std::future::ready(Ok(Response::new(Body::from(sub))))

@@ -1,12 +1,10 @@
-//! Grants: the scopes and roles of a verified token, how they are read from its claims, and
-//! the axum extractor.
+//! Grants: the scopes and roles of a verified token, and how they are read from its claims
+//! (the extractor is with the claims', in `claims.rs`).
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
-
-use crate::error::{AuthError, Reason};
 
 /// The scopes and roles of the verified token, put in the request extensions by the layer for
 /// [`RequireScope`](super::RequireScope) and handler-side checks.
@@ -20,7 +18,7 @@ use crate::error::{AuthError, Reason};
 /// use tower_token_auth::Grants;
 ///
 /// fn is_admin(req: &http::Request<()>) -> bool {
-///     req.extensions().get::<Grants>().is_some_and(|g| g.has_role("admin"))
+///     Grants::from_extensions(req.extensions()).is_some_and(|g| g.has_role("admin"))
 /// }
 /// # assert!(!is_admin(&http::Request::new(())));
 /// ```
@@ -202,80 +200,5 @@ impl Grants {
     /// ```
     pub fn has_role(&self, role: &str) -> bool {
         self.read().roles.iter().any(|r| r == role)
-    }
-}
-
-/// The error for a request without [`Grants`]: the token error that `anonymous_on_invalid`
-/// let through, or `missing`.
-pub(super) fn unauthenticated(ext: &http::Extensions) -> AuthError {
-    ext.get::<AuthError>()
-        .cloned()
-        .unwrap_or_else(|| AuthError::new(Reason::Missing))
-}
-
-#[cfg(feature = "axum")]
-mod extract {
-    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-    use http::request::Parts;
-
-    use super::{unauthenticated, Grants};
-    use crate::claims::LayerMarker;
-    use crate::error::AuthError;
-
-    /// `Grants` as an axum extractor: the scopes and roles of the verified token.
-    ///
-    /// Without grants (no token behind an optional `TokenAuthLayer`, or no `TokenAuthLayer`
-    /// at all) it rejects with a 401 `missing` [`AuthError`] (behind
-    /// [`anonymous_on_invalid`](crate::TokenAuthLayer::anonymous_on_invalid), with the
-    /// token's error). `Option<Grants>` is `None` instead.
-    ///
-    /// ```
-    /// use axum::{routing::get, Router};
-    /// use tower_token_auth::{AuthError, Grants};
-    ///
-    /// async fn orders(grants: Grants) -> Result<String, AuthError> {
-    ///     grants.require_all(["orders:read"])?;
-    ///     Ok(format!("{} scopes", grants.scopes().len()))
-    /// }
-    ///
-    /// async fn landing(grants: Option<Grants>) -> &'static str {
-    ///     match grants {
-    ///         Some(g) if g.has_role("admin") => "hello admin",
-    ///         Some(_) => "hello user",
-    ///         None => "hello stranger",
-    ///     }
-    /// }
-    ///
-    /// let app: Router = Router::new().route("/orders", get(orders)).route("/", get(landing));
-    /// ```
-    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-    impl<S: Send + Sync> FromRequestParts<S> for Grants {
-        type Rejection = AuthError;
-
-        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AuthError> {
-            if let Some(g) = parts.extensions.get::<Grants>() {
-                return Ok(g.clone());
-            }
-            if parts.extensions.get::<LayerMarker>().is_none() {
-                tracing::error!(
-                    target: "tower_token_auth",
-                    "Grants was extracted but no TokenAuthLayer ran for this route: add .layer(TokenAuthLayer::new(config)) to the router or route"
-                );
-            }
-            Err(unauthenticated(&parts.extensions))
-        }
-    }
-
-    /// `Option<Grants>`: `None` when the request carries no verified token.
-    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-    impl<S: Send + Sync> OptionalFromRequestParts<S> for Grants {
-        type Rejection = std::convert::Infallible;
-
-        async fn from_request_parts(
-            parts: &mut Parts,
-            _state: &S,
-        ) -> Result<Option<Self>, Self::Rejection> {
-            Ok(parts.extensions.get::<Grants>().cloned())
-        }
     }
 }
