@@ -20,6 +20,12 @@
 //!   the older one). An entry holds the token text, its deserialized claims and grants: about
 //!   1–2 KiB for a typical access token, so the default costs at most a few MiB per layer.
 //! - Slots are read lock-free (`arc-swap`).
+//! - **Admission**: a verified token takes an empty slot at once, but replaces another token
+//!   only on its second sighting (a doorkeeper bit set by the first; TinyLFU's idea). With more
+//!   live tokens than slots (many users, each token seen once in a while), tokens that do not
+//!   come back no longer evict ones that do, and a miss costs a bit test instead of an
+//!   allocation, a copy and the drop of the evicted entry. The doorkeeper (4 bits per slot) is
+//!   cleared whenever half of its bits are set, so "seen before" means recently.
 //!
 //! On by default; [`TokenAuthLayer::cache_capacity`](crate::TokenAuthLayer::cache_capacity)
 //! sizes or disables it.
@@ -39,6 +45,8 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
 /// A verified token.
 pub(crate) struct Entry<T> {
+    /// The slot hash of `token`: a miss is usually told by it, without reading the token.
+    hash: u64,
     token: Box<[u8]>,
     pub(crate) claims: Arc<T>,
     pub(crate) grants: Grants,
@@ -110,6 +118,10 @@ pub(crate) enum Hit<T> {
 /// Where the cache stands for one request's token.
 pub(crate) struct TokenCache<T> {
     slots: Box<[ArcSwapOption<Entry<T>>]>,
+    /// Tokens seen once, by hash (see the module docs: admission).
+    doorkeeper: Box<[AtomicU64]>,
+    /// Bits set in the doorkeeper since it was last cleared.
+    marked: AtomicU64,
     seed: u64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -133,15 +145,19 @@ impl<T> TokenCache<T> {
             return None;
         }
         let slots = (0..capacity).map(|_| ArcSwapOption::empty()).collect();
+        // 8 bits per slot (at least 256), in 64-bit words.
+        let words = capacity.div_ceil(8).max(4);
         Some(Arc::new(TokenCache {
             slots,
+            doorkeeper: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            marked: AtomicU64::new(0),
             seed: random_seed(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }))
     }
 
-    fn slot(&self, token: &[u8]) -> usize {
+    fn hash(&self, token: &[u8]) -> u64 {
         // The tail of a token is its signature: random bytes that differ between tokens. A
         // multiplicative hash of the last 8 bytes and the length, keyed with a random seed,
         // spreads tokens over the slots at the cost of a few instructions. Collisions only cost
@@ -149,9 +165,38 @@ impl<T> TokenCache<T> {
         let mut tail = [0u8; 8];
         let n = token.len().min(8);
         tail[..n].copy_from_slice(&token[token.len() - n..]);
-        let x = (u64::from_le_bytes(tail) ^ self.seed ^ (token.len() as u64).rotate_left(32))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        ((x >> 32) as usize) % self.slots.len()
+        (u64::from_le_bytes(tail) ^ self.seed ^ (token.len() as u64).rotate_left(32))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn slot(&self, hash: u64) -> usize {
+        ((hash >> 32) as usize) % self.slots.len()
+    }
+
+    /// Marks a token as seen; `true` if it was seen before (since the last clearing). A small
+    /// Bloom filter: two bits per token, cleared when an eighth of the bits' worth of tokens
+    /// were marked, so at most about a quarter of the bits are set and a token seen for the
+    /// first time passes for a returning one in a few percent of cases at worst.
+    fn seen_before(&self, hash: u64) -> bool {
+        let bits = self.doorkeeper.len() as u64 * 64;
+        // Remixed (a multiplicative hash's low bits are weak), two pieces of the high half.
+        let h = (hash ^ (hash >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let mut seen = true;
+        for bit in [(h >> 44) % bits, ((h >> 24) & 0xF_FFFF) % bits] {
+            let mask = 1u64 << (bit % 64);
+            let word = &self.doorkeeper[(bit / 64) as usize];
+            seen &= word.fetch_or(mask, Ordering::Relaxed) & mask != 0;
+        }
+        if seen {
+            return true;
+        }
+        if self.marked.fetch_add(1, Ordering::Relaxed) + 1 >= bits / 8 {
+            self.marked.store(0, Ordering::Relaxed);
+            for w in self.doorkeeper.iter() {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        false
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -192,10 +237,14 @@ impl<T> TokenCache<T> {
         checks_pass: impl Fn(&ClaimsMap) -> bool,
     ) -> Hit<T> {
         let bytes = token.as_bytes();
-        let Some(entry) = self.slots[self.slot(bytes)].load_full() else {
+        let hash = self.hash(bytes);
+        let Some(entry) = self.slots[self.slot(hash)].load_full() else {
             return Hit::Miss;
         };
-        if !ct_eq(&entry.token, bytes) {
+        // Another token, told by the keyed hash (nothing about the token's bytes can be
+        // learned from this early return: the seed is secret); the same hash is confirmed by
+        // every byte, in constant time.
+        if entry.hash != hash || !ct_eq(&entry.token, bytes) {
             return Hit::Miss;
         }
         // Keys first: with another key set, or none usable, the full validation decides
@@ -228,7 +277,19 @@ impl<T> TokenCache<T> {
             return;
         };
         let bytes = token.as_bytes();
+        let hash = self.hash(bytes);
+        let slot = &self.slots[self.slot(hash)];
+        // Admission: an empty slot, the same token again (re-verified after a key refresh), or
+        // a token seen before; otherwise the token is only marked as seen.
+        let admit = match &*slot.load() {
+            None => true,
+            Some(old) => old.hash == hash || self.seen_before(hash),
+        };
+        if !admit {
+            return;
+        }
         let entry = Entry {
+            hash,
             token: bytes.into(),
             claims,
             grants,
@@ -242,7 +303,7 @@ impl<T> TokenCache<T> {
             iat: facts.iat,
             checked: facts.checked,
         };
-        self.slots[self.slot(bytes)].store(Some(Arc::new(entry)));
+        slot.store(Some(Arc::new(entry)));
     }
 }
 
@@ -262,7 +323,82 @@ pub(crate) struct CacheFacts {
 
 #[cfg(test)]
 mod tests {
-    use super::ct_eq;
+    use super::{ct_eq, CacheFacts, Hit, TokenCache};
+    use crate::grants::Grants;
+    use std::sync::Arc;
+
+    fn insert(cache: &TokenCache<()>, token: &str) {
+        let facts = CacheFacts {
+            exp: Some(2_000_000_000),
+            ..CacheFacts::default()
+        };
+        cache.insert(token, Arc::new(()), Grants::default(), facts);
+    }
+
+    fn cached(cache: &TokenCache<()>, token: &str) -> bool {
+        matches!(
+            cache.get(token, 1_700_000_000, 0, |_| Some(0), |_| true),
+            Hit::Valid(_)
+        )
+    }
+
+    #[test]
+    fn a_token_seen_once_does_not_evict_another() {
+        let cache = TokenCache::<()>::new(1).unwrap();
+        insert(&cache, "token-a");
+        assert!(cached(&cache, "token-a"), "an empty slot admits at once");
+        insert(&cache, "token-b");
+        assert!(cached(&cache, "token-a"), "a first sighting does not evict");
+        assert!(!cached(&cache, "token-b"));
+        insert(&cache, "token-b");
+        assert!(cached(&cache, "token-b"), "a second sighting does");
+        assert!(!cached(&cache, "token-a"));
+    }
+
+    #[test]
+    fn tokens_seen_once_rarely_evict() {
+        let cache = TokenCache::<()>::new(1).unwrap();
+        insert(&cache, "resident");
+        let mut evictions = 0;
+        for i in 0..1000 {
+            let token = format!("once-{i}");
+            insert(&cache, &token);
+            if cached(&cache, &token) {
+                evictions += 1;
+            }
+        }
+        assert!(
+            evictions < 100,
+            "{evictions} of 1000 first sightings evicted"
+        );
+    }
+
+    #[test]
+    fn the_doorkeeper_is_cleared_when_an_eighth_is_used() {
+        let cache = TokenCache::<()>::new(1).unwrap();
+        let bits = cache.doorkeeper.len() as u64 * 64;
+        let set = |c: &TokenCache<()>| -> u32 {
+            c.doorkeeper
+                .iter()
+                .map(|w| w.load(std::sync::atomic::Ordering::Relaxed).count_ones())
+                .sum()
+        };
+        let mut first = 0;
+        let mut i = 0u64;
+        while first < bits / 8 - 1 {
+            // Distinct low halves, spread over the bits.
+            if !cache.seen_before(i.wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF) {
+                first += 1;
+            }
+            i += 1;
+        }
+        assert!(set(&cache) > 0);
+        while set(&cache) > 0 {
+            cache.seen_before(i.wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF);
+            i += 1;
+        }
+        assert_eq!(cache.marked.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn ct_eq_compares_every_byte() {
