@@ -281,9 +281,12 @@ impl<T> TokenCache<T> {
         let slot = &self.slots[self.slot(hash)];
         // Admission: an empty slot, the same token again (re-verified after a key refresh), or
         // a token seen before; otherwise the token is only marked as seen.
+        // Every verified token is marked, so one cached in an empty slot is known when it
+        // comes back after an eviction.
+        let seen = self.seen_before(hash);
         let admit = match &*slot.load() {
             None => true,
-            Some(old) => old.hash == hash || self.seen_before(hash),
+            Some(old) => old.hash == hash || seen,
         };
         if !admit {
             return;

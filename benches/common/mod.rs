@@ -398,6 +398,25 @@ fn validation(alg: Algorithm) -> Validation {
     v
 }
 
+/// The HS256 key and the configuration of the benchmarks (for `tools/cache_memory.rs`).
+pub(crate) fn hs256_config() -> (TestKey, AuthConfig) {
+    let alg = algorithm("HS256");
+    let cfg = config(&alg.key);
+    (alg.key, cfg)
+}
+
+/// A typical access token with this `jti`, signed by `key`.
+pub(crate) fn typical_token(key: &TestKey, jti: &str) -> String {
+    typical(key.token_at(ISSUED_AT), jti)
+        .expires_in(LIFETIME)
+        .sign()
+}
+
+/// `Authorization: Bearer <token>`.
+pub(crate) fn bearer_header(token: &str) -> HeaderValue {
+    bearer(token)
+}
+
 /// The layer of every `ours_*` variant: the configuration, claims as [`AccessClaims`].
 fn layer(key: &TestKey) -> TokenAuthLayer<AccessClaims> {
     TokenAuthLayer::new(config(key)).with_claims::<AccessClaims>()
