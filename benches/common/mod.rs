@@ -17,6 +17,7 @@
 //! |---|---|
 //! | `bare` | a `service_fn` echo service, `ready().call()` on a current-thread `block_on` |
 //! | `bare_router` | an axum `Router` with one route (`GET /`, empty 200), `clone().oneshot(req)` |
+//! | `router_layer` | that Router with a pass-through layer (`MapRequestLayer` returning the request): what axum charges for any `.layer(..)` |
 //! | `verify` | `jsonwebtoken::crypto::verify` alone: the signature floor (verifier built per call, signature base64-decoded) |
 //! | `decode` | `jsonwebtoken::decode::<AccessClaims>` alone (`iss`, `aud`, `exp`, `nbf` checked) |
 //! | `baseline` | a thin hand-written tower layer around that `decode` ([`JwtLayer`]) |
@@ -93,9 +94,10 @@ pub(crate) type Group = Vec<(&'static str, Variant)>;
 pub(crate) const ALGORITHMS: [&str; 4] = ["HS256", "RS256", "ES256", "EdDSA"];
 
 /// The variants of each accepted-path group, in table order.
-pub(crate) const ACCEPTED_VARIANTS: [&str; 9] = [
+pub(crate) const ACCEPTED_VARIANTS: [&str; 10] = [
     "bare",
     "bare_router",
+    "router_layer",
     "verify",
     "decode",
     "baseline",
@@ -537,6 +539,14 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
         out.push((
             "bare_router",
             router_variant(rt, "bare_router", bare_router(), auth.clone()),
+        ));
+    }
+    if want("router_layer") {
+        let router =
+            bare_router().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req));
+        out.push((
+            "router_layer",
+            router_variant(rt, "router_layer", router, auth.clone()),
         ));
     }
     if want("verify") {

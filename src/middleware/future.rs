@@ -40,7 +40,9 @@ pin_project! {
     {
         Inner { #[pin] fut: S::Future },
         Rejected { response: Option<S::Response> },
-        Checking { check: CheckFuture<T>, held: Option<(S, Held<ReqBody, R>)> },
+        // Boxed: the request and the inner service are only held on the slow path, and the
+        // future stays small (cheap to move) on the fast one.
+        Checking { check: CheckFuture<T>, held: Option<Box<(S, Held<ReqBody, R>)>> },
     }
 }
 
@@ -66,7 +68,7 @@ where
         ResponseFuture {
             kind: Kind::Checking {
                 check,
-                held: Some((inner, held)),
+                held: Some(Box::new((inner, held))),
             },
         }
     }
@@ -75,7 +77,7 @@ where
 impl<S, ReqBody, ResBody, T, R> Future for ResponseFuture<S, ReqBody, T, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    T: DeserializeOwned + Clone + Send + Sync + 'static,
+    T: DeserializeOwned + Send + Sync + 'static,
     R: Responder<ResBody>,
 {
     type Output = Result<Response<ResBody>, S::Error>;
@@ -93,9 +95,10 @@ where
                 }
                 KindProj::Checking { check, held } => {
                     let admitted = ready!(check.as_mut().poll(cx));
-                    let Some((mut inner, held)) = held.take() else {
+                    let Some(boxed) = held.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
+                    let (mut inner, held) = *boxed;
                     match finish(admitted, held, &mut inner) {
                         Ok(fut) => Kind::Inner { fut },
                         Err(response) => Kind::Rejected {

@@ -172,7 +172,7 @@ enum Next<T> {
 impl<S, T, R, ReqBody, ResBody> Service<Request<ReqBody>> for TokenAuth<S, T, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    T: DeserializeOwned + Clone + Send + Sync + 'static,
+    T: DeserializeOwned + Send + Sync + 'static,
     R: Responder<ResBody>,
 {
     type Response = Response<ResBody>;
