@@ -238,7 +238,9 @@ impl<T> TokenCache<T> {
     ) -> Hit<T> {
         let bytes = token.as_bytes();
         let hash = self.hash(bytes);
-        let Some(entry) = self.slots[self.slot(hash)].load_full() else {
+        // A guard, not a reference count: a miss writes nothing to the (cold, shared) entry.
+        let guard = self.slots[self.slot(hash)].load();
+        let Some(entry) = guard.as_ref() else {
             return Hit::Miss;
         };
         // Another token, told by the keyed hash (nothing about the token's bytes can be
@@ -267,7 +269,7 @@ impl<T> TokenCache<T> {
         {
             return Hit::Miss;
         }
-        Hit::Valid(entry)
+        Hit::Valid(Arc::clone(entry))
     }
 
     /// Remembers a verified token.
