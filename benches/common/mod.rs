@@ -734,6 +734,17 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
             for _ in 0..4 * HOT {
                 f();
             }
+            // The hit rate of this workload (printed with the set-up, not measured in time).
+            let before = layer.cache_stats();
+            for _ in 0..20 * HOT {
+                f();
+            }
+            let after = layer.cache_stats();
+            let (h, m) = (after.hits - before.hits, after.misses - before.misses);
+            eprintln!(
+                "{name}/pool_repeat90: cache hit rate {:.1} % ({h} hits, {m} misses; 90 % of requests are repeats)",
+                100.0 * h as f64 / (h + m).max(1) as f64
+            );
             out.push(("pool_repeat90", f));
         }
     }
