@@ -24,13 +24,15 @@
 //!   only on its second sighting (a doorkeeper bit set by the first; TinyLFU's idea). With more
 //!   live tokens than slots (many users, each token seen once in a while), tokens that do not
 //!   come back no longer evict ones that do, and a miss costs a bit test instead of an
-//!   allocation, a copy and the drop of the evicted entry. The doorkeeper (4 bits per slot) is
-//!   cleared whenever half of its bits are set, so "seen before" means recently.
+//!   allocation, a copy and the drop of the evicted entry. The doorkeeper (8 bits per slot) is
+//!   cleared as it fills, so "seen before" means recently. A resident that was hit since the last
+//!   newcomer keeps its slot once more (a second chance, as in CLOCK), so two returning tokens
+//!   that share a slot take turns instead of evicting each other on every request.
 //!
 //! On by default; [`TokenAuthLayer::cache_capacity`](crate::TokenAuthLayer::cache_capacity)
 //! sizes or disables it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -47,6 +49,10 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 pub(crate) struct Entry<T> {
     /// The slot hash of `token`: a miss is usually told by it, without reading the token.
     hash: u64,
+    /// Set by a hit, cleared by a newcomer that was refused the slot: a resident in use gets
+    /// a second chance (CLOCK), so two returning tokens sharing a slot do not evict each other
+    /// forever.
+    used: AtomicBool,
     token: Box<[u8]>,
     pub(crate) claims: Arc<T>,
     pub(crate) grants: Grants,
@@ -269,6 +275,10 @@ impl<T> TokenCache<T> {
         {
             return Hit::Miss;
         }
+        // Written only when it changes, so repeated hits only read the line.
+        if !entry.used.load(Ordering::Relaxed) {
+            entry.used.store(true, Ordering::Relaxed);
+        }
         Hit::Valid(Arc::clone(entry))
     }
 
@@ -288,13 +298,16 @@ impl<T> TokenCache<T> {
         let seen = self.seen_before(hash);
         let admit = match &*slot.load() {
             None => true,
-            Some(old) => old.hash == hash || seen,
+            Some(old) if old.hash == hash => true,
+            // A resident hit since the last newcomer keeps its slot this time.
+            Some(old) => seen && !old.used.swap(false, Ordering::Relaxed),
         };
         if !admit {
             return;
         }
         let entry = Entry {
             hash,
+            used: AtomicBool::new(false),
             token: bytes.into(),
             claims,
             grants,
@@ -356,7 +369,12 @@ mod tests {
         assert!(cached(&cache, "token-a"), "a first sighting does not evict");
         assert!(!cached(&cache, "token-b"));
         insert(&cache, "token-b");
-        assert!(cached(&cache, "token-b"), "a second sighting does");
+        assert!(
+            !cached(&cache, "token-b"),
+            "a resident hit since the last newcomer keeps its slot once more"
+        );
+        insert(&cache, "token-b");
+        assert!(cached(&cache, "token-b"), "then a returning token takes it");
         assert!(!cached(&cache, "token-a"));
     }
 

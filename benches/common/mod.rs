@@ -22,7 +22,7 @@
 //! | `decode` | `jsonwebtoken::decode::<AccessClaims>` alone (`iss`, `aud`, `exp`, `nbf` checked) |
 //! | `baseline` | a thin hand-written tower layer around that `decode` ([`JwtLayer`]) |
 //! | `ours_cold` | `TokenAuthLayer` with `.cache_capacity(0)`: every request validated in full |
-//! | `ours_miss` | `TokenAuthLayer` with the cache on (1 slot) and two tokens alternating: every request is a cache miss plus an insert, the cold path of the default configuration |
+//! | `ours_miss` | `TokenAuthLayer` with the cache on (1 slot) and three tokens taking turns: every request is a cache miss plus an insert, the cold path of the default configuration |
 //! | `ours_warm` | `TokenAuthLayer` with the default cache, the same token every time: a cache hit |
 //! | `router_warm` | the `bare_router` Router with `.layer(TokenAuthLayer::new(cfg))`, same token: a cache hit through axum |
 //!
@@ -609,25 +609,30 @@ fn accepted_group(rt: &Rc<Runtime>, name: &str, only: Option<&str>) -> Group {
         out.push(("ours_cold", f));
     }
     if want("ours_miss") {
-        // One slot and two tokens taking turns: each request evicts the other token, so
-        // every request is a lookup that misses, a full validation and an insert (both
-        // tokens come back, so admission lets each replace the other).
+        // One slot and three tokens taking turns: each request finds another token in the
+        // slot, so every request is a lookup that misses, a full validation and an insert
+        // (the tokens come back, so admission lets each replace the one before it, which
+        // was never hit). Three, not two: with two, admission's second chance would keep one
+        // of them resident and it would hit every other request.
         let layer = layer(&alg.key).cache_capacity(1);
-        let pair = [auth.clone(), bearer(&accepted_token(&alg.key, "bench-2"))];
+        let trio = [
+            auth.clone(),
+            bearer(&accepted_token(&alg.key, "bench-2")),
+            bearer(&accepted_token(&alg.key, "bench-3")),
+        ];
         let turn = Cell::new(0usize);
         let mut f = service_variant(
             rt,
             "ours_miss",
             layer.layer(service_fn(echo)),
             move || {
-                turn.set(turn.get() ^ 1);
-                request(Some(&pair[turn.get()]))
+                turn.set((turn.get() + 1) % 3);
+                request(Some(&trio[turn.get()]))
             },
             Expect::Ok,
         );
-        // Both tokens past the cache's doorkeeper (a token evicts another only when seen
-        // before): from here on every request evicts the other token.
-        for _ in 0..4 {
+        // Every token past the cache's doorkeeper: from here on every request evicts.
+        for _ in 0..9 {
             f();
         }
         assert_cache(&layer, &mut f, false, "ours_miss");
