@@ -459,6 +459,38 @@ mod tests {
         assert!(r.has("iss") && r.has("sub") && !r.has("nbf") && !r.has("k") && !r.has("jti"));
     }
 
+    proptest::proptest! {
+        /// Random sequences of JSON pieces (mostly invalid, some valid objects): the fast
+        /// parse and a map parse accept exactly the same ones.
+        #[test]
+        fn agrees_with_a_map_parse_on_random_input(pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", " ", "\"iss\"", "\"aud\"", "\"exp\"",
+                "\"nbf\"", "\"x\"", "\"\\u0069ss\"", "\"a\\\"b\"", "1", "-0.5", "1e400",
+                "1.9e9", "18446744073709551616", "null", "true", "\"\\ud800\"", "\"v\"",
+            ]),
+            0..24,
+        )) {
+            agree(&pieces.concat());
+        }
+
+        /// Random valid-looking objects of the registered claims and others.
+        #[test]
+        fn agrees_on_random_objects(members in proptest::collection::vec(
+            (
+                proptest::sample::select(vec!["iss", "aud", "exp", "nbf", "iat", "sub", "jti", "x", "y"]),
+                proptest::sample::select(vec![
+                    "1", "1e400", "-1e300", "2.5", "null", "\"s\"", "[\"a\",\"b\"]", "[1]",
+                    "{\"k\":1e999}", "{\"k\":1,\"k\":2}", "\"\\udc00\"", "true", "[]",
+                ]),
+            ),
+            0..8,
+        )) {
+            let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            agree(&format!("{{{}}}", body.join(",")));
+        }
+    }
+
     #[test]
     fn many_claims_are_checked_for_duplicates_in_linear_time() {
         let mut json = String::from("{");
