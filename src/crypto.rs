@@ -142,3 +142,13 @@ pub(crate) fn sign(
         jsonwebtoken::errors::new_error(jsonwebtoken::errors::ErrorKind::Signing(e.to_string()))
     })
 }
+
+/// HMAC-SHA256 of `message` under `key`: a keyed hash that names a secret (an opaque token in
+/// the introspection cache) without storing it. Through the provider, so it works on either
+/// backend.
+#[cfg(feature = "remote")]
+pub(crate) fn keyed_digest(key: &[u8; 32], message: &[u8]) -> Option<[u8; 32]> {
+    let key = jsonwebtoken::EncodingKey::from_secret(key);
+    let signer = (provider().signer_factory)(&Algorithm::HS256, &key).ok()?;
+    signer.try_sign(message).ok()?.try_into().ok()
+}

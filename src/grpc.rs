@@ -16,9 +16,9 @@
 //!
 //! | reason | `grpc-status` |
 //! |---|---|
-//! | `missing`, `invalid_request` and every token problem (`too_large`, `malformed` … `revoked`) | 16 `UNAUTHENTICATED` |
+//! | `missing`, `invalid_request` and every token problem (`too_large`, `malformed` … `revoked`, `inactive`) | 16 `UNAUTHENTICATED` |
 //! | `insufficient_scope` | 7 `PERMISSION_DENIED` |
-//! | `keys_unavailable`, `revocation_unavailable` | 14 `UNAVAILABLE`, with `grpc-retry-pushback-ms` |
+//! | `keys_unavailable`, `revocation_unavailable`, `introspection_unavailable` | 14 `UNAVAILABLE`, with `grpc-retry-pushback-ms` |
 //!
 //! `invalid_request` (two tokens, an empty token, two `Authorization` headers) is answered with
 //! 16, not 3 `INVALID_ARGUMENT`: gRPC reserves `INVALID_ARGUMENT` for the method's arguments,
@@ -119,7 +119,9 @@ const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-p
 pub fn status_code(reason: Reason) -> i32 {
     match reason {
         Reason::InsufficientScope => PERMISSION_DENIED,
-        Reason::KeysUnavailable | Reason::RevocationUnavailable => UNAVAILABLE,
+        Reason::KeysUnavailable
+        | Reason::RevocationUnavailable
+        | Reason::IntrospectionUnavailable => UNAVAILABLE,
         _ => UNAUTHENTICATED,
     }
 }

@@ -8,6 +8,9 @@
 //! | `tower_token_auth_unknown_kid_refetches_total` | counter | |
 //! | `tower_token_auth_stale_keys_served_total` | counter | |
 //! | `tower_token_auth_key_set_age_seconds` | gauge | set at each fetch attempt |
+//! | `tower_token_auth_introspection_calls_total` | counter | `result` (`active`, `inactive`, or an error kind: `connect`, `timeout`, `status`, `too_large`, `garbage`, `discovery`, `busy`) |
+//! | `tower_token_auth_introspection_seconds` | histogram | `result` (as above; not for `busy`) |
+//! | `tower_token_auth_introspection_cache_total` | counter | `result` (`hit_active`, `hit_inactive`, `miss`) |
 //!
 //! Labels never carry token text, issuers, key ids or any other request-controlled value.
 
@@ -41,6 +44,22 @@ mod imp {
     pub(crate) fn key_set_age(seconds: i64) {
         metrics::gauge!("tower_token_auth_key_set_age_seconds").set(seconds as f64);
     }
+
+    #[cfg(feature = "remote")]
+    pub(crate) fn introspection_call(result: &'static str, seconds: Option<f64>) {
+        metrics::counter!("tower_token_auth_introspection_calls_total", "result" => result)
+            .increment(1);
+        if let Some(s) = seconds {
+            metrics::histogram!("tower_token_auth_introspection_seconds", "result" => result)
+                .record(s);
+        }
+    }
+
+    #[cfg(feature = "remote")]
+    pub(crate) fn introspection_cache(result: &'static str) {
+        metrics::counter!("tower_token_auth_introspection_cache_total", "result" => result)
+            .increment(1);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -56,6 +75,10 @@ mod imp {
     pub(crate) fn stale_served() {}
     #[inline(always)]
     pub(crate) fn key_set_age(_seconds: i64) {}
+    #[inline(always)]
+    pub(crate) fn introspection_call(_result: &'static str, _seconds: Option<f64>) {}
+    #[inline(always)]
+    pub(crate) fn introspection_cache(_result: &'static str) {}
 }
 
 #[allow(unused_imports)]

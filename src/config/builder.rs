@@ -18,6 +18,12 @@ use crate::metadata::ResourceMetadata;
 use crate::revocation::{Revocation, RevocationPolicy, RevocationStore};
 use crate::source::{Bearer, TokenSource};
 
+/// The introspection options of a trust (a placeholder type without the `remote` feature).
+#[cfg(feature = "remote")]
+type Introspecting = crate::introspection::Introspection;
+#[cfg(not(feature = "remote"))]
+type Introspecting = std::convert::Infallible;
+
 /// Builds an [`AuthConfig`]; every mistake is reported by [`build`](AuthConfigBuilder::build).
 #[must_use]
 pub struct AuthConfigBuilder {
@@ -40,6 +46,8 @@ pub struct AuthConfigBuilder {
     revocation_policy: RevocationPolicy,
     roles_claim: String,
     metadata: Option<ResourceMetadata>,
+    #[cfg(feature = "remote")]
+    introspection: Option<crate::introspection::Introspection>,
 }
 
 impl Default for AuthConfigBuilder {
@@ -64,6 +72,8 @@ impl Default for AuthConfigBuilder {
             revocation_policy: RevocationPolicy::FailClosed,
             roles_claim: "roles".to_owned(),
             metadata: None,
+            #[cfg(feature = "remote")]
+            introspection: None,
         }
     }
 }
@@ -309,6 +319,29 @@ impl AuthConfigBuilder {
         self
     }
 
+    /// Asks the RFC 7662 introspection endpoint of this configuration's issuer (the one given
+    /// with [`issuer`](AuthConfigBuilder::issuer) and [`keys`](AuthConfigBuilder::keys)) about
+    /// opaque tokens (feature `remote`); for an issuer added with
+    /// [`trust`](AuthConfigBuilder::trust), use [`Issuer::introspection`]. See
+    /// [`introspection`](crate::introspection).
+    ///
+    /// ```
+    /// use tower_token_auth::{introspection::Introspection, AuthConfig, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::remote_oidc("https://login.example.com"))
+    ///     .introspection(Introspection::discover().client_secret_basic("api", "s3cret"))
+    ///     .audience("api")
+    ///     .build()?;
+    /// # Ok::<(), tower_token_auth::ConfigError>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.introspection = Some(introspection);
+        self
+    }
+
     /// Checks the configuration and builds it.
     ///
     /// # Errors
@@ -319,7 +352,11 @@ impl AuthConfigBuilder {
     /// sent in a header.
     pub fn build(self) -> Result<AuthConfig, ConfigError> {
         crate::crypto::install_default_provider();
-        if self.keys.is_empty() && self.trusts.is_empty() {
+        #[cfg(feature = "remote")]
+        let introspects = self.introspection.is_some();
+        #[cfg(not(feature = "remote"))]
+        let introspects = false;
+        if self.keys.is_empty() && self.trusts.is_empty() && !introspects {
             return Err(ConfigError::NoKeys);
         }
         if self.leeway > MAX_LEEWAY {
@@ -347,15 +384,24 @@ impl AuthConfigBuilder {
         };
 
         // The builder's own keys and issuers form the first trust; `.trust(..)` adds more.
-        let mut specs: Vec<(Vec<String>, &Keys, Vec<String>)> = Vec::new();
-        if !self.keys.is_empty() {
+        let mut specs: Vec<(Vec<String>, &Keys, Vec<String>, Option<&Introspecting>)> = Vec::new();
+        #[cfg(feature = "remote")]
+        let own_introspection = self.introspection.as_ref();
+        #[cfg(not(feature = "remote"))]
+        let own_introspection: Option<&Introspecting> = None;
+        if !self.keys.is_empty() || own_introspection.is_some() {
             let mut issuers = self.issuers.clone();
             if issuers.is_empty() {
                 if let Some(iss) = self.keys.oidc_issuer() {
                     issuers.push(iss);
                 }
             }
-            specs.push((issuers, &self.keys, self.audiences.clone()));
+            specs.push((
+                issuers,
+                &self.keys,
+                self.audiences.clone(),
+                own_introspection,
+            ));
         } else if !self.issuers.is_empty() {
             return Err(ConfigError::NoKeys);
         }
@@ -365,7 +411,11 @@ impl AuthConfigBuilder {
             } else {
                 t.audiences.clone()
             };
-            specs.push((vec![t.issuer.clone()], &t.keys, audiences));
+            #[cfg(feature = "remote")]
+            let introspection = t.introspection.as_ref();
+            #[cfg(not(feature = "remote"))]
+            let introspection: Option<&Introspecting> = None;
+            specs.push((vec![t.issuer.clone()], &t.keys, audiences, introspection));
         }
         if specs.len() > 1 && self.skip_issuer {
             return Err(ConfigError::SkipIssuerWithSeveral);
@@ -373,7 +423,9 @@ impl AuthConfigBuilder {
         let mut seen = std::collections::HashSet::new();
         let mut trusts = Vec::with_capacity(specs.len());
         let mut verifiable = AlgSet::default();
-        for (issuers, keys, audiences) in specs {
+        #[cfg(feature = "remote")]
+        let mut introspection = None;
+        for (issuers, keys, audiences, introspecting) in specs {
             if issuers.is_empty() && !self.skip_issuer {
                 return Err(ConfigError::NoIssuer);
             }
@@ -385,8 +437,25 @@ impl AuthConfigBuilder {
                     return Err(ConfigError::DuplicateIssuer(iss.clone()));
                 }
             }
-            let keys = KeySource::build(keys, allowed, &self.clock)?;
-            verifiable = verifiable.or(keys.algorithms(allowed));
+            #[cfg(feature = "remote")]
+            if let Some(options) = introspecting {
+                if introspection.is_some() {
+                    return Err(ConfigError::SeveralIntrospections);
+                }
+                let issuer = issuers.first().map(String::as_str);
+                let built = options.build(issuer, Arc::clone(&self.clock))?;
+                introspection = Some((trusts.len(), built));
+            }
+            #[cfg(not(feature = "remote"))]
+            let _ = introspecting;
+            // An issuer known only through introspection has no keys to build.
+            let keys = if keys.is_empty() {
+                KeySource::Static(Arc::new(crate::keys::KeySet::default()))
+            } else {
+                let keys = KeySource::build(keys, allowed, &self.clock)?;
+                verifiable = verifiable.or(keys.algorithms(allowed));
+                keys
+            };
             trusts.push(Trust {
                 issuers,
                 keys,
@@ -444,6 +513,8 @@ impl AuthConfigBuilder {
                 roles_claim: self.roles_claim.split('.').map(str::to_owned).collect(),
                 metadata,
                 last_header: Default::default(),
+                #[cfg(feature = "remote")]
+                introspection,
                 revocation: self.revocation.map(|store| {
                     // A token is accepted up to a leeway past `exp`: the store must keep its
                     // revocation at least that long.

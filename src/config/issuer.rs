@@ -9,6 +9,8 @@ pub struct Issuer {
     pub(super) issuer: String,
     pub(super) keys: Keys,
     pub(super) audiences: Vec<String>,
+    #[cfg(feature = "remote")]
+    pub(super) introspection: Option<crate::introspection::Introspection>,
 }
 
 impl Issuer {
@@ -18,6 +20,8 @@ impl Issuer {
             issuer: issuer.into(),
             keys: Keys::default(),
             audiences: Vec::new(),
+            #[cfg(feature = "remote")]
+            introspection: None,
         }
     }
 
@@ -38,6 +42,29 @@ impl Issuer {
     /// Adds an audience accepted for this issuer's tokens (default: the configuration's).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
+        self
+    }
+
+    /// Asks this issuer's RFC 7662 introspection endpoint about opaque tokens (feature
+    /// `remote`); see [`introspection`](crate::introspection). Only one issuer of a
+    /// configuration may introspect.
+    ///
+    /// ```
+    /// use tower_token_auth::{introspection::Introspection, AuthConfig, Issuer};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .trust(
+    ///         Issuer::oidc("https://login.example.com")
+    ///             .introspection(Introspection::discover().client_secret_basic("api", "s3cret")),
+    ///     )
+    ///     .audience("api")
+    ///     .build()?;
+    /// # Ok::<(), tower_token_auth::ConfigError>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 }

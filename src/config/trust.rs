@@ -59,6 +59,8 @@ impl ConfigInner {
             roles_claim: self.roles_claim.clone(),
             metadata: None,
             last_header: Default::default(),
+            #[cfg(feature = "remote")]
+            introspection: self.introspection.clone(),
         }
     }
 }

@@ -102,6 +102,25 @@ pub(super) fn explain(cx: &Cx<'_>, problem: &Problem, err: &AuthError) -> Findin
              `Retry-After` meanwhile",
         ),
         Reason::KeysUnavailable => keys_unavailable(cx, err),
+        Reason::Inactive => Finding::new(
+            Reason::Inactive,
+            "active",
+            "the issuer's introspection endpoint says the token is not active (`active: false`): \
+             it expired, was revoked, or is unknown to that issuer",
+            "get a new token; if it is new, check that it was issued by the introspecting \
+             issuer (an endpoint knows only its own tokens) and that the resource server's client \
+             may introspect it",
+        ),
+        Reason::IntrospectionUnavailable => Finding::new(
+            Reason::IntrospectionUnavailable,
+            "",
+            "the introspection endpoint could not be asked or gave no usable answer (down, \
+             timeout, an error status such as 401 for wrong client credentials, or not a JSON \
+             object with a boolean `active`)",
+            "check that this host reaches the endpoint and that the client id, secret and \
+             authentication method are right; the service answers 503 with `Retry-After` \
+             meanwhile",
+        ),
         Reason::InsufficientScope => {
             let required = err.required_scopes().unwrap_or("");
             Finding::new(

@@ -159,7 +159,16 @@ pub async fn diagnose_with(
     // Read after validation: remote keys are loaded by now.
     let now = view.now();
 
-    let (header, claims) = decode_parts(&input.text);
+    // An opaque token (or any, with `all_tokens`) went to introspection: its claims are the
+    // issuer's answer, and there is no header.
+    let introspected = input
+        .clean
+        .as_deref()
+        .and_then(|clean| view.introspected(clean));
+    let (header, claims) = match &introspected {
+        Some(i) => (None, i.claims.clone()),
+        None => decode_parts(&input.text),
+    };
     let iss = claims
         .as_ref()
         .and_then(|c| c.get("iss"))
@@ -265,7 +274,28 @@ pub async fn diagnose_with(
             "no keys were available, so the signature and the claims were not checked".into(),
         );
     }
-    if (header.is_some() || claims.is_some()) && !signature_verified && !skip_signature {
+    if let Some(i) = &introspected {
+        let active = match i.active {
+            Some(true) => "active=true".to_owned(),
+            Some(false) => "active=false".to_owned(),
+            None => match &i.last_error {
+                Some(e) => format!("no answer ({e})"),
+                None => "no answer".to_owned(),
+            },
+        };
+        let at = i
+            .endpoint
+            .as_deref()
+            .unwrap_or("the endpoint named by discovery");
+        notes.push(format!(
+            "not a JWT: introspected at {at}; {active}; the claims shown are the issuer's answer"
+        ));
+    }
+    if introspected.is_none()
+        && (header.is_some() || claims.is_some())
+        && !signature_verified
+        && !skip_signature
+    {
         notes.push("the header and claims are shown as decoded: they are not verified".into());
     }
 

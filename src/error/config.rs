@@ -114,6 +114,15 @@ pub enum ConfigError {
     /// The protected resource identifier is not an https URL.
     #[error("the protected resource must be an https URL without query or fragment (http only for localhost), e.g. \"https://api.example.com\"")]
     InvalidResource,
+    /// An introspection URL is not https.
+    #[error("the {0} must use https; for loopback tests call .allow_http() on the Introspection options")]
+    InsecureIntrospection(&'static str),
+    /// Introspection options that cannot work.
+    #[error("introspection: {0}")]
+    InvalidIntrospection(&'static str),
+    /// Two issuers introspect.
+    #[error("only one issuer may introspect tokens (an opaque token names no issuer, and would be sent to every provider): keep .introspection(..) on one issuer")]
+    SeveralIntrospections,
     /// The realm or the required type contains characters that cannot be sent in a header.
     #[error("the {0} must be printable ASCII without `\"` or `\\`")]
     InvalidText(&'static str),

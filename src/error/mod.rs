@@ -24,7 +24,7 @@ pub const DEFAULT_RETRY_AFTER: u64 = 5;
 /// | [`InvalidRequest`](Reason::InvalidRequest) | 400 | `invalid_request` |
 /// | every token problem (`malformed` … `revoked`) | 401 | `invalid_token` |
 /// | [`InsufficientScope`](Reason::InsufficientScope) | 403 | `insufficient_scope` |
-/// | [`KeysUnavailable`](Reason::KeysUnavailable), [`RevocationUnavailable`](Reason::RevocationUnavailable) | 503 + `Retry-After` | none |
+/// | [`KeysUnavailable`](Reason::KeysUnavailable), [`RevocationUnavailable`](Reason::RevocationUnavailable), [`IntrospectionUnavailable`](Reason::IntrospectionUnavailable) | 503 + `Retry-After` | none |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Reason {
@@ -67,13 +67,20 @@ pub enum Reason {
     KeysUnavailable,
     /// The revocation store could not be asked and the policy is to fail closed.
     RevocationUnavailable,
+    /// The token's issuer says it is not active (RFC 7662 `active: false`): expired, revoked
+    /// or unknown to the issuer (opaque tokens, see [`introspection`](crate::introspection)).
+    Inactive,
+    /// The introspection endpoint could not be asked or gave no usable answer (down, timeout,
+    /// an error status, garbage, an answer over the size limit).
+    IntrospectionUnavailable,
 }
 
 impl Reason {
     /// Every reason, in the order of [`Reason::precedence`] (most decisive first).
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::KeysUnavailable,
         Reason::RevocationUnavailable,
+        Reason::IntrospectionUnavailable,
         Reason::InvalidRequest,
         Reason::Missing,
         Reason::TooLarge,
@@ -81,6 +88,7 @@ impl Reason {
         Reason::AlgNotAllowed,
         Reason::UnknownKey,
         Reason::BadSignature,
+        Reason::Inactive,
         Reason::WrongType,
         Reason::Expired,
         Reason::NotYetValid,
@@ -113,6 +121,8 @@ impl Reason {
             Reason::InsufficientScope => "insufficient_scope",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::RevocationUnavailable => "revocation_unavailable",
+            Reason::Inactive => "inactive",
+            Reason::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -132,9 +142,9 @@ impl Reason {
         match self {
             Reason::InvalidRequest => StatusCode::BAD_REQUEST,
             Reason::InsufficientScope => StatusCode::FORBIDDEN,
-            Reason::KeysUnavailable | Reason::RevocationUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Reason::KeysUnavailable
+            | Reason::RevocationUnavailable
+            | Reason::IntrospectionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -145,7 +155,10 @@ impl Reason {
     /// code) and for the 503 reasons (the token is not at fault).
     pub const fn bearer_error(self) -> Option<&'static str> {
         match self {
-            Reason::Missing | Reason::KeysUnavailable | Reason::RevocationUnavailable => None,
+            Reason::Missing
+            | Reason::KeysUnavailable
+            | Reason::RevocationUnavailable
+            | Reason::IntrospectionUnavailable => None,
             Reason::InvalidRequest => Some("invalid_request"),
             Reason::InsufficientScope => Some("insufficient_scope"),
             _ => Some("invalid_token"),
@@ -173,6 +186,8 @@ impl Reason {
             Reason::InsufficientScope => "Insufficient scope",
             Reason::KeysUnavailable => "Signing keys unavailable",
             Reason::RevocationUnavailable => "Revocation check unavailable",
+            Reason::Inactive => "Token not active",
+            Reason::IntrospectionUnavailable => "Token introspection unavailable",
         }
     }
 
@@ -202,6 +217,12 @@ impl Reason {
             Reason::RevocationUnavailable => {
                 "The token revocation check is temporarily unavailable; retry later."
             }
+            Reason::Inactive => {
+                "The token is not active: its issuer reports it expired, revoked or unknown."
+            }
+            Reason::IntrospectionUnavailable => {
+                "The token could not be checked with its issuer right now; retry later."
+            }
         }
     }
 
@@ -219,7 +240,9 @@ impl Reason {
     pub const fn is_unavailable(self) -> bool {
         matches!(
             self,
-            Reason::KeysUnavailable | Reason::RevocationUnavailable
+            Reason::KeysUnavailable
+                | Reason::RevocationUnavailable
+                | Reason::IntrospectionUnavailable
         )
     }
 }

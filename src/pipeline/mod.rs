@@ -4,6 +4,8 @@
 //! ```text
 //! token → cache → keys → signature → claims → user checks → revocation → verified
 //!         cache.rs  └──────────── validate.rs ───────────┘   revocation/
+//!    └─ not a JWS → introspection → claims → user checks ─┘
+//!                   introspection/   validate.rs
 //! ```
 //!
 //! Each step lives in the module named under it and is called from here only. [`Pipeline::start`]
@@ -24,6 +26,8 @@ use crate::error::{AuthError, Reason};
 use crate::keys::Pending;
 use crate::revocation::Local;
 use crate::scope::Grants;
+#[cfg(feature = "remote")]
+use crate::validate::check_introspected;
 use crate::validate::{into_claims, validate_step, Accepted, ClaimsMap, Step};
 
 #[cfg(feature = "diagnose")]
@@ -62,6 +66,9 @@ enum Waiting {
     Keys(Pending),
     /// Verified; the revocation store must be asked.
     Revocation(Accepted),
+    /// An opaque token is being introspected (by the issuer of the trust at the index).
+    #[cfg(feature = "remote")]
+    Introspection(usize, crate::introspection::Flight),
 }
 
 impl<'a, T> Pipeline<'a, T> {
@@ -79,20 +86,16 @@ impl<'a, T> Pipeline<'a, T> {
                 None => {}
             }
         }
+        #[cfg(feature = "remote")]
+        if let Some(progress) = introspect(cfg, token) {
+            return progress;
+        }
         let accepted = match validate_step(cfg, token, true) {
             Step::Done(Ok(accepted)) => accepted,
             Step::Done(Err(e)) => return Progress::Done(Err(e.with_fingerprint(token))),
             Step::Wait(pending) => return Progress::Wait(Rest::new(token, Waiting::Keys(pending))),
         };
-        match cfg
-            .revocation
-            .as_ref()
-            .map(|r| r.local(&accepted.facts.token_ref()))
-        {
-            None | Some(Local::Pass) => Progress::Done(Ok(Verified::Fresh(accepted))),
-            Some(Local::Reject(e)) => Progress::Done(Err(e.with_fingerprint(token))),
-            Some(Local::Ask) => Progress::Wait(Rest::new(token, Waiting::Revocation(accepted))),
-        }
+        revocation_step(cfg, token, accepted)
     }
 
     /// What handlers read: the claims as `T` and the grants. A fresh token is deserialized
@@ -118,10 +121,13 @@ impl<'a, T> Pipeline<'a, T> {
             checked,
             trust,
             version,
+            introspected,
         } = accepted;
         let claims = Arc::new(into_claims::<T>(&payload)?);
         let grants = Grants::of_claims(payload.into_bytes(), Arc::clone(roles_claim));
-        if let Some(cache) = self.cache {
+        // An introspected token's answer is cached by the introspection cache, within its
+        // bounds; this cache would keep it past them.
+        if let Some(cache) = self.cache.filter(|_| !introspected) {
             let facts = CacheFacts {
                 exp: facts.exp,
                 nbf: facts.nbf,
@@ -165,6 +171,11 @@ impl Rest {
                 }
             }
             Waiting::Revocation(accepted) => accepted,
+            #[cfg(feature = "remote")]
+            Waiting::Introspection(index, flight) => {
+                check_introspected(cfg, index, flight.wait().await)
+                    .map_err(|e| e.with_fingerprint(token))?
+            }
         };
         if let Some(rev) = &cfg.revocation {
             let asked = match rev.local(&accepted.facts.token_ref()) {
@@ -176,6 +187,40 @@ impl Rest {
         }
         Ok(accepted)
     }
+}
+
+/// The revocation step of a verified token: the local answer, or the store to ask.
+fn revocation_step<T>(cfg: &ConfigInner, token: &str, accepted: Accepted) -> Progress<T> {
+    match cfg
+        .revocation
+        .as_ref()
+        .map(|r| r.local(&accepted.facts.token_ref()))
+    {
+        None | Some(Local::Pass) => Progress::Done(Ok(Verified::Fresh(accepted))),
+        Some(Local::Reject(e)) => Progress::Done(Err(e.with_fingerprint(token))),
+        Some(Local::Ask) => Progress::Wait(Rest::new(token, Waiting::Revocation(accepted))),
+    }
+}
+
+/// The introspection step, for a token that goes to introspection (`None` otherwise): the
+/// cached answer checked now, or the call to wait for.
+#[cfg(feature = "remote")]
+fn introspect<T>(cfg: &ConfigInner, token: &str) -> Option<Progress<T>> {
+    use crate::introspection::Lookup;
+    let (index, introspector) = cfg.introspection.as_ref()?;
+    // The length cap first, as for every token (validation reports it).
+    if token.len() > cfg.max_token_len || !introspector.takes(token) {
+        return None;
+    }
+    Some(match introspector.lookup(token) {
+        Lookup::Now(answer) => match check_introspected(cfg, *index, answer) {
+            Ok(accepted) => revocation_step(cfg, token, accepted),
+            Err(e) => Progress::Done(Err(e.with_fingerprint(token))),
+        },
+        Lookup::Wait(flight) => {
+            Progress::Wait(Rest::new(token, Waiting::Introspection(*index, flight)))
+        }
+    })
 }
 
 /// The whole pipeline without a cache, awaited: the verified claims (the payload JSON).

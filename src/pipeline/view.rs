@@ -103,10 +103,52 @@ impl<'a> ConfigView<'a> {
         self.cfg().trusts.iter().map(TrustView)
     }
 
+    /// What introspection said of `token`, if it goes to introspection (the pipeline's rule):
+    /// read after [`verify`](Self::verify), from the introspection cache.
+    pub(crate) fn introspected(&self, token: &str) -> Option<IntrospectedView> {
+        #[cfg(feature = "remote")]
+        {
+            let (_, introspector) = self.cfg().introspection.as_ref()?;
+            if token.len() > self.cfg().max_token_len || !introspector.takes(token) {
+                return None;
+            }
+            let (claims, active) = match introspector.peek(token) {
+                Some(crate::introspection::Answer::Active { claims, .. }) => {
+                    (serde_json::from_str(&claims).ok(), Some(true))
+                }
+                Some(crate::introspection::Answer::Inactive) => (None, Some(false)),
+                None => (None, None),
+            };
+            Some(IntrospectedView {
+                endpoint: introspector.endpoint_name(),
+                claims,
+                active,
+                last_error: introspector.last_error(),
+            })
+        }
+        #[cfg(not(feature = "remote"))]
+        {
+            let _ = token;
+            None
+        }
+    }
+
     /// The trust a token with this `iss` is checked against: the pipeline's routing rule.
     pub(crate) fn trust_for(&self, iss: Option<&str>) -> Option<TrustView<'_>> {
         self.cfg().trust_for(iss).map(|(_, trust)| TrustView(trust))
     }
+}
+
+/// What introspection said of a token.
+pub(crate) struct IntrospectedView {
+    /// The endpoint asked (configured or discovered), if known.
+    pub(crate) endpoint: Option<String>,
+    /// The claims of an active answer.
+    pub(crate) claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `active` of the cached answer (`None`: no answer cached).
+    pub(crate) active: Option<bool>,
+    /// Why the last failed call failed (e.g. `HTTP status 401`).
+    pub(crate) last_error: Option<String>,
 }
 
 impl<'a> TrustView<'a> {

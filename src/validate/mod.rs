@@ -72,6 +72,9 @@ pub(crate) struct Accepted {
     pub(crate) checked: Option<std::sync::Arc<ClaimsMap>>,
     pub(crate) trust: usize,
     pub(crate) version: u64,
+    /// Claims from an introspection answer: cached by the introspection cache (whose bounds
+    /// hold), never by the verified-token cache.
+    pub(crate) introspected: bool,
 }
 
 /// The outcome of one synchronous validation pass.
@@ -175,9 +178,32 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
             Reason::Malformed,
             "payload is not a JSON object",
         ));
-        return Err(reject(problems, header, None, cfg, trust, now).into());
+        return Err(reject(problems, Some(header), None, cfg, trust, now).into());
     };
-    check_claims(cfg, trust, &claims, now, &mut problems);
+    let (facts, checked) = claims_step(cfg, trust, &claims, json, now, problems)
+        .map_err(|problems| reject(problems, Some(header), Some(&claims), cfg, trust, now))?;
+    drop(claims);
+    Ok(Accepted {
+        payload: payload.unwrap_or_default(),
+        facts,
+        checked,
+        trust: routed.map_or(0, |(i, _)| i),
+        version,
+        introspected: false,
+    })
+}
+
+/// The claims step, for a verified JWT and an introspection answer alike: the registered
+/// claims, then the user checks; the facts later steps need, or every problem found.
+fn claims_step(
+    cfg: &ConfigInner,
+    trust: Option<&Trust>,
+    claims: &Registered<'_>,
+    json: &str,
+    now: i64,
+    mut problems: Vec<Problem>,
+) -> Result<(Facts, Option<std::sync::Arc<ClaimsMap>>), Vec<Problem>> {
+    check_claims(cfg, trust, claims, now, &mut problems);
     // User checks read the claims by name: a map, built only when there are checks.
     let checked = if cfg.checks.is_empty() {
         None
@@ -186,9 +212,8 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         run_checks(cfg, &map, &mut problems);
         Some(std::sync::Arc::new(map))
     };
-
     if !problems.is_empty() {
-        return Err(reject(problems, header, Some(&claims), cfg, trust, now).into());
+        return Err(problems);
     }
     let ids = cfg.revocation.is_some();
     let text = |t: &Text<'_>| if ids { t.as_str().map(Box::from) } else { None };
@@ -200,13 +225,55 @@ fn validate_inner(cfg: &ConfigInner, token: &str, may_fetch: bool) -> Result<Acc
         iss: text(&claims.iss),
         sub: text(&claims.sub),
     };
-    drop(claims);
+    Ok((facts, checked))
+}
+
+/// An introspection answer, checked like a JWT's claims (the answer's issuer is the trust at
+/// `index`): accepted, or the reason.
+#[cfg(feature = "remote")]
+pub(crate) fn check_introspected(
+    cfg: &ConfigInner,
+    index: usize,
+    answer: Result<crate::introspection::Answer, crate::introspection::CallError>,
+) -> Result<Accepted, AuthError> {
+    use crate::introspection::Answer;
+    let now = cfg.clock.now();
+    let claims = match answer {
+        Ok(Answer::Active { claims, .. }) => claims,
+        Ok(Answer::Inactive) => {
+            let facts = TokenFacts {
+                checked_at: Some(now),
+                ..TokenFacts::default()
+            };
+            return Err(AuthError::from_problems(
+                vec![Problem::about(Reason::Inactive, "active")],
+                facts,
+            ));
+        }
+        Err(e) => {
+            return Err(
+                AuthError::new(Reason::IntrospectionUnavailable).with_retry_after(e.retry_after())
+            )
+        }
+    };
+    let trust = cfg.trusts.get(index);
+    let Some(registered) = Registered::parse(&claims) else {
+        let problems = vec![Problem::about(
+            Reason::Malformed,
+            "introspection answer is not a JSON object",
+        )];
+        return Err(reject(problems, None, None, cfg, trust, now));
+    };
+    let (facts, checked) = claims_step(cfg, trust, &registered, &claims, now, Vec::new())
+        .map_err(|problems| reject(problems, None, Some(&registered), cfg, trust, now))?;
+    drop(registered);
     Ok(Accepted {
-        payload: payload.unwrap_or_default(),
+        payload: String::from(&*claims),
         facts,
         checked,
-        trust: routed.map_or(0, |(i, _)| i),
-        version,
+        trust: index,
+        version: 0,
+        introspected: true,
     })
 }
 
@@ -335,16 +402,16 @@ fn run_checks(cfg: &ConfigInner, claims: &ClaimsMap, problems: &mut Vec<Problem>
 /// Builds the error, with the facts operators need. Only runs on the rejection path.
 fn reject(
     problems: Vec<Problem>,
-    header: &Header<'_>,
+    header: Option<&Header<'_>>,
     claims: Option<&Registered<'_>>,
     cfg: &ConfigInner,
     trust: Option<&Trust>,
     now: i64,
 ) -> AuthError {
     let mut facts = TokenFacts {
-        alg: Some(cap(&header.alg)),
-        kid: header.kid.as_deref().map(cap),
-        typ: header.typ.as_deref().map(cap),
+        alg: header.map(|h| cap(&h.alg)),
+        kid: header.and_then(|h| h.kid.as_deref()).map(cap),
+        typ: header.and_then(|h| h.typ.as_deref()).map(cap),
         checked_at: Some(now),
         expected_issuers: cfg
             .trusts
