@@ -28,6 +28,8 @@ mod fuzz_regressions;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod interop;
+#[cfg(feature = "remote")]
+mod introspection;
 #[cfg(feature = "issuer")]
 mod issuer;
 mod metadata;
