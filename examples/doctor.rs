@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --example doctor -- <token|-> [key source] [--aud AUD] [--iss ISS] [--leeway SECS]
 //!                                [--scope SCOPE] [--allow-http] [--json]
+//!                                [--introspect [--introspect-url URL] --client-id ID
+//!                                 --client-secret-file FILE [--client-secret-post]]
 //!
 //! key source (at most one; without one, the signature is not verified):
 //!   --jwks-url URL      a JWK set URL
@@ -18,6 +20,15 @@
 //!   --allow-http        allow http:// key URLs (local tests)
 //!   --json              print the diagnosis as JSON
 //!   -h, --help          print the usage
+//!
+//! opaque tokens (RFC 7662 introspection):
+//!   --introspect              ask the issuer's introspection endpoint about tokens that are
+//!                             not JWTs (found by discovery at --issuer URL)
+//!   --introspect-url URL      the introspection endpoint itself (implies --introspect)
+//!   --client-id ID            the client that may introspect
+//!   --client-secret-file FILE its secret (raw bytes, trailing `\n` and `\r` removed; a file,
+//!                             so the secret is not in the process list or shell history)
+//!   --client-secret-post      send the credentials in the form (default: HTTP Basic)
 //! ```
 //!
 //! `-` reads the token from standard input. Without `--aud` (or `--iss`, unless `--issuer` is
@@ -50,6 +61,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tower_token_auth::diagnose::{diagnose_with, DiagnoseOptions};
+use tower_token_auth::introspection::Introspection;
 use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::{AuthConfig, ConfigError, Keys};
 
@@ -70,6 +82,14 @@ usage: doctor <token|-> [--jwks-url URL | --jwks-file FILE | --issuer URL | --se
   --allow-http        allow http:// key URLs (local tests)
   --json              print the diagnosis as JSON
   -h, --help          print this help
+
+opaque tokens (RFC 7662 introspection):
+  --introspect              ask the issuer's introspection endpoint about tokens that are not JWTs
+                            (found by discovery at --issuer URL)
+  --introspect-url URL      the introspection endpoint itself (implies --introspect)
+  --client-id ID            the client that may introspect
+  --client-secret-file FILE its secret (raw bytes; trailing \\n and \\r removed)
+  --client-secret-post      send the credentials in the form (default: HTTP Basic)
 
 Without a key source, everything but the signature is checked and the signature is NOT verified.
 
@@ -104,6 +124,11 @@ struct Args {
     allow_http: bool,
     json: bool,
     help: bool,
+    introspect: bool,
+    introspect_url: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret_post: bool,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -146,6 +171,16 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--allow-http" => args.allow_http = true,
             "--json" => args.json = true,
+            "--introspect" => args.introspect = true,
+            "--introspect-url" => {
+                args.introspect_url = Some(value("--introspect-url")?);
+                args.introspect = true;
+            }
+            "--client-id" => args.client_id = Some(value("--client-id")?),
+            "--client-secret-file" => {
+                args.client_secret_file = Some(value("--client-secret-file")?)
+            }
+            "--client-secret-post" => args.client_secret_post = true,
             "-h" | "--help" => args.help = true,
             f if f.starts_with('-') && f != "-" => return Err(format!("unknown flag {f}")),
             _ => {
@@ -155,7 +190,55 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
         }
     }
+    if args.introspect {
+        if args.client_id.is_none() || args.client_secret_file.is_none() {
+            return Err("--introspect needs --client-id ID and --client-secret-file FILE".into());
+        }
+        if args.introspect_url.is_none() && !matches!(args.keys, Some(KeyArg::Issuer(_))) {
+            return Err(
+                "--introspect needs --issuer URL (the endpoint is found by discovery) or \
+                 --introspect-url URL"
+                    .into(),
+            );
+        }
+    } else if args.client_id.is_some() || args.client_secret_file.is_some() {
+        return Err("--client-id and --client-secret-file go with --introspect".into());
+    }
     Ok(args)
+}
+
+/// The introspection options of `--introspect`, if given.
+fn introspection(args: &Args) -> Result<Option<Introspection>, String> {
+    if !args.introspect {
+        return Ok(None);
+    }
+    let (Some(id), Some(path)) = (&args.client_id, &args.client_secret_file) else {
+        return Ok(None);
+    };
+    let secret = String::from_utf8(trimmed(read_file(path)?))
+        .map_err(|_| format!("{path}: the client secret is not UTF-8"))?;
+    let intro = match &args.introspect_url {
+        Some(url) => Introspection::endpoint(url),
+        None => Introspection::discover(),
+    };
+    let intro = if args.client_secret_post {
+        intro.client_secret_post(id, secret)
+    } else {
+        intro.client_secret_basic(id, secret)
+    };
+    Ok(Some(if args.allow_http {
+        intro.allow_http()
+    } else {
+        intro
+    }))
+}
+
+/// The bytes without trailing `\n` and `\r`.
+fn trimmed(mut bytes: Vec<u8>) -> Vec<u8> {
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    bytes
 }
 
 fn read_file(path: &str) -> Result<Vec<u8>, String> {
@@ -170,7 +253,10 @@ fn build(args: &Args) -> Result<AuthConfig, String> {
             r
         }
     };
+    let introspection = introspection(args)?;
     let candidates: Vec<Keys> = match &args.keys {
+        // No key, but introspection: the endpoint is the only judge.
+        None if introspection.is_some() => vec![Keys::default()],
         // No key: the configuration needs one to build, but the diagnosis runs with
         // `skip_signature_check` and never consults it.
         None => vec![Keys::hmac([0u8; 32])],
@@ -181,13 +267,7 @@ fn build(args: &Args) -> Result<AuthConfig, String> {
                 .map_err(|_| format!("{path} is not UTF-8 JSON"))?;
             vec![Keys::jwks_json(text)]
         }
-        Some(KeyArg::SecretFile(path)) => {
-            let mut secret = read_file(path)?;
-            while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                secret.pop();
-            }
-            vec![Keys::hmac(secret)]
-        }
+        Some(KeyArg::SecretFile(path)) => vec![Keys::hmac(trimmed(read_file(path)?))],
         // The PEM holds one key type: try each; the first that builds is it.
         Some(KeyArg::PemFile(path)) => {
             let pem = read_file(path)?;
@@ -212,6 +292,9 @@ fn build(args: &Args) -> Result<AuthConfig, String> {
         }
         if let Some(secs) = args.leeway {
             b = b.leeway(Duration::from_secs(secs));
+        }
+        if let Some(intro) = &introspection {
+            b = b.introspection(intro.clone());
         }
         match b.build() {
             Ok(cfg) => return Ok(cfg),
@@ -265,7 +348,8 @@ async fn main() -> ExitCode {
     for s in &args.scopes {
         options = options.require_scope(s);
     }
-    let keyless = args.keys.is_none();
+    // With introspection, an opaque token is judged by its issuer: that is a verification.
+    let keyless = args.keys.is_none() && !args.introspect;
     if keyless {
         options = options.skip_signature_check();
     }

@@ -200,12 +200,14 @@ impl Introspector {
     }
 
     /// The cached answer for `token`, without counting a lookup (for diagnosis).
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn peek(&self, token: &str) -> Option<Answer> {
         let digest = crate::crypto::keyed_digest(&self.key, token.as_bytes())?;
         self.cached(&digest, self.clock.now())
     }
 
     /// Why the last failed call failed, as a sentence (never a token or a secret).
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn last_error(&self) -> Option<String> {
         let last = *self
             .last_error

@@ -799,3 +799,62 @@ fn neither_the_secret_nor_the_token_reach_logs_or_bodies() {
         );
     }
 }
+
+#[cfg(feature = "diagnose")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_introspects_with_client_credentials() {
+    let fake = Fake::new();
+    let base = fake.serve().await;
+    fake.active("opaque-doc", claims("dee"));
+    let secret = std::env::temp_dir().join(format!("introspect-secret-{}", std::process::id()));
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let exe = crate::common::example_exe("doctor");
+    let url = format!("{base}/introspect");
+    let run = |token: &'static str, extra: &'static [&'static str]| {
+        let exe = exe.clone();
+        let url = url.clone();
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(exe)
+                .args([token, "--introspect-url", &url, "--client-id", CLIENT])
+                .arg("--client-secret-file")
+                .arg(&secret)
+                .args(["--allow-http", "--aud", AUD, "--iss", ISS])
+                .args(extra)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = run("opaque-doc", &[]).await.unwrap();
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(out.contains("introspected at"), "{out}");
+    assert!(out.contains("active=true"), "{out}");
+    assert!(out.contains("\"dee\"") || out.contains("dee"), "{out}");
+
+    let bad = run("opaque-nobody", &["--client-secret-post"])
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert!(out.contains("rejected as inactive"), "{out}");
+    assert!(out.contains("active=false"), "{out}");
+    assert!(!out.contains("s3:cr"), "{out}");
+
+    // Without client credentials: a usage error naming them.
+    let usage = tokio::task::spawn_blocking({
+        let exe = exe.clone();
+        move || {
+            std::process::Command::new(exe)
+                .args(["opaque-doc", "--introspect", "--issuer", "https://as.test"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--client-id"));
+    let _ = std::fs::remove_file(&secret);
+}
