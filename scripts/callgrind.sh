@@ -41,7 +41,8 @@ fi
 need python3 || { echo "python3 is required" >&2; exit 1; }
 
 echo "== building tools/callgrind_probe (release)"
-cargo build --release --example callgrind_probe
+# `remote` for the introspection group (opaque tokens); every group runs the same binary.
+cargo build --release --example callgrind_probe --features remote
 BIN=$TARGET_DIR/release/examples/callgrind_probe
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -132,6 +133,9 @@ def target(v):
     if name == "ours_warm":
         b = get(f"{group}/bare")
         return ("/ bare", per[v] / b) if b else ("", None)
+    if group == "introspection" and name == "opaque_cached":
+        b = get("introspection/jwt_warm")
+        return ("/ jwt_warm", per[v] / b) if b else ("", None)
     return "", None
 
 

@@ -143,12 +143,39 @@ pub(crate) fn sign(
     })
 }
 
-/// HMAC-SHA256 of `message` under `key`: a keyed hash that names a secret (an opaque token in
-/// the introspection cache) without storing it. Through the provider, so it works on either
-/// backend.
+/// An HMAC-SHA256 key for keyed hashes that name a secret (an opaque token in the
+/// introspection cache) without storing it. With aws-lc-rs the key schedule is computed once;
+/// the pure-Rust backend goes through jsonwebtoken's provider on each call.
 #[cfg(feature = "remote")]
-pub(crate) fn keyed_digest(key: &[u8; 32], message: &[u8]) -> Option<[u8; 32]> {
-    let key = jsonwebtoken::EncodingKey::from_secret(key);
-    let signer = (provider().signer_factory)(&Algorithm::HS256, &key).ok()?;
-    signer.try_sign(message).ok()?.try_into().ok()
+pub(crate) struct DigestKey {
+    #[cfg(feature = "aws-lc-rs")]
+    key: aws_lc_rs::hmac::Key,
+    #[cfg(not(feature = "aws-lc-rs"))]
+    raw: [u8; 32],
+}
+
+#[cfg(feature = "remote")]
+impl DigestKey {
+    pub(crate) fn new(raw: &[u8; 32]) -> Self {
+        DigestKey {
+            #[cfg(feature = "aws-lc-rs")]
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, raw),
+            #[cfg(not(feature = "aws-lc-rs"))]
+            raw: *raw,
+        }
+    }
+
+    /// HMAC-SHA256 of `message`.
+    pub(crate) fn digest(&self, message: &[u8]) -> Option<[u8; 32]> {
+        #[cfg(feature = "aws-lc-rs")]
+        {
+            aws_lc_rs::hmac::sign(&self.key, message).as_ref().try_into().ok()
+        }
+        #[cfg(not(feature = "aws-lc-rs"))]
+        {
+            let key = jsonwebtoken::EncodingKey::from_secret(&self.raw);
+            let signer = (provider().signer_factory)(&Algorithm::HS256, &key).ok()?;
+            signer.try_sign(message).ok()?.try_into().ok()
+        }
+    }
 }

@@ -38,6 +38,14 @@
 //! They exist for HS256, ES256 and EdDSA; RS256 is left out because signing 32768 tokens with
 //! RSA takes too long for a benchmark set-up.
 //!
+//! Group `introspection` (feature `remote`; ES256 key, one configuration that verifies JWTs
+//! locally and introspects opaque tokens at an endpoint on 127.0.0.1, default layer):
+//!
+//! | variant | what one iteration does |
+//! |---|---|
+//! | `jwt_warm` | the typical ES256 JWT, a verified-token cache hit |
+//! | `opaque_cached` | an opaque token whose answer (the typical claims) is in the introspection cache: keyed hash, claims checks, one deserialization into `AccessClaims` |
+//!
 //! Group `ES256_rejections` (all `TokenAuthLayer`, ES256 key):
 //!
 //! | variant | what it measures |
@@ -136,19 +144,28 @@ pub(crate) const REJECTION_VARIANTS: [&str; 8] = [
     "warm_revoked",
 ];
 
+/// The introspection group's name (feature `remote`).
+pub(crate) const INTROSPECTION: &str = "introspection";
+
+/// The variants of the introspection group, in table order.
+pub(crate) const INTROSPECTION_VARIANTS: [&str; 2] = ["jwt_warm", "opaque_cached"];
+
 /// Every group name.
 pub(crate) fn group_names() -> Vec<&'static str> {
     let mut names = ALGORITHMS.to_vec();
     names.push(REJECTIONS);
+    if cfg!(feature = "remote") {
+        names.push(INTROSPECTION);
+    }
     names
 }
 
 /// The variant names of a group.
 pub(crate) fn variant_names(group: &str) -> &'static [&'static str] {
-    if group == REJECTIONS {
-        &REJECTION_VARIANTS
-    } else {
-        &ACCEPTED_VARIANTS
+    match group {
+        REJECTIONS => &REJECTION_VARIANTS,
+        INTROSPECTION => &INTROSPECTION_VARIANTS,
+        _ => &ACCEPTED_VARIANTS,
     }
 }
 
@@ -867,9 +884,103 @@ fn rejection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
 
 /// The variants of `group` (all, or only the one named `only`), each checked once.
 pub(crate) fn group(rt: &Rc<Runtime>, group: &str, only: Option<&str>) -> Group {
-    if group == REJECTIONS {
-        rejection_group(rt, only)
-    } else {
-        accepted_group(rt, group, only)
+    match group {
+        REJECTIONS => rejection_group(rt, only),
+        #[cfg(feature = "remote")]
+        INTROSPECTION => introspection_group(rt, only),
+        _ => accepted_group(rt, group, only),
     }
+}
+
+/// An introspection endpoint on 127.0.0.1 (its own thread and runtime) that answers every
+/// token with `answer`: its URL.
+#[cfg(feature = "remote")]
+fn introspection_endpoint(answer: String) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("endpoint runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("address"))
+                .expect("send");
+            let app = Router::new().route(
+                "/introspect",
+                axum::routing::post(move || {
+                    let answer = answer.clone();
+                    async move { ([("content-type", "application/json")], answer) }
+                }),
+            );
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    format!("http://{}/introspect", rx.recv().expect("endpoint address"))
+}
+
+/// The introspection group (see the module docs).
+#[cfg(feature = "remote")]
+fn introspection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
+    use tower_token_auth::introspection::Introspection;
+
+    let alg = algorithm("ES256");
+    let exp = ISSUED_AT + LIFETIME.as_secs() as i64;
+    let answer = serde_json::json!({
+        "active": true, "iss": ISSUER, "aud": AUDIENCE, "sub": "user-4f1c9a2e",
+        "exp": exp, "nbf": ISSUED_AT, "iat": ISSUED_AT, "jti": "opaque-1",
+        "scope": "orders:read orders:write invoices:read profile email",
+        "roles": ["admin", "billing"], "tenant": "acme-eu",
+        "client_id": "spa", "token_type": "Bearer",
+    });
+    let url = introspection_endpoint(answer.to_string());
+    let cfg = AuthConfig::builder()
+        .keys(alg.key.keys())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .introspection(
+            Introspection::endpoint(url)
+                .client_secret_basic("bench", "bench-secret")
+                .allow_http()
+                .active_ttl(Duration::from_secs(24 * 3600)),
+        )
+        .build()
+        .expect("valid config");
+    let layer = TokenAuthLayer::new(cfg).with_claims::<AccessClaims>();
+    // The bench runtime has no I/O driver: the first call (the one that introspects) runs on
+    // one that has, and the measured requests find the answer cached.
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("io runtime");
+    let opaque = bearer("dGhpcyBpcyBhbiBvcGFxdWUgYWNjZXNzIHRva2VuIG9mIDQzIGJ5dGVz");
+    let jwt = bearer(&accepted_token(&alg.key, "bench-1"));
+    let mut svc = layer.layer(service_fn(echo));
+    check(&call(&io, &mut svc, request(Some(&opaque))), Expect::Ok, "opaque first call");
+    let want = |v: &str| only.is_none_or(|o| o == v);
+    let mut out: Group = Vec::new();
+    if want("jwt_warm") {
+        let mut f = service_variant(
+            rt,
+            "jwt_warm",
+            layer.layer(service_fn(echo)),
+            move || request(Some(&jwt)),
+            Expect::Ok,
+        );
+        assert_cache(&layer, &mut f, true, "jwt_warm");
+        out.push(("jwt_warm", f));
+    }
+    if want("opaque_cached") {
+        let f = service_variant(
+            rt,
+            "opaque_cached",
+            layer.layer(service_fn(echo)),
+            move || request(Some(&opaque)),
+            Expect::Ok,
+        );
+        out.push(("opaque_cached", f));
+    }
+    out
 }

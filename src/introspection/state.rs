@@ -57,7 +57,7 @@ pub(crate) struct Introspector {
     pub(super) discovered: ArcSwapOption<String>,
     clock: Arc<dyn Clock>,
     /// The key of the token hashes, drawn at start-up.
-    key: Digest,
+    key: crate::crypto::DigestKey,
     cache: Mutex<HashMap<Digest, Cached>>,
     /// Why the last failed call failed (for diagnosis).
     last_error: Mutex<Option<CallError>>,
@@ -88,7 +88,7 @@ impl Introspector {
             http,
             discovered: ArcSwapOption::empty(),
             clock,
-            key,
+            key: crate::crypto::DigestKey::new(&key),
             cache: Mutex::new(HashMap::new()),
             last_error: Mutex::new(None),
             flights: Mutex::new(HashMap::new()),
@@ -116,7 +116,7 @@ impl Introspector {
 
     /// The cached answer for `token`, else the call in flight for it (started now if none).
     pub(crate) fn lookup(self: &Arc<Self>, token: &str) -> Lookup {
-        let Some(digest) = crate::crypto::keyed_digest(&self.key, token.as_bytes()) else {
+        let Some(digest) = self.key.digest(token.as_bytes()) else {
             return Lookup::Now(Err(CallError::Garbage("no HMAC")));
         };
         let now = self.clock.now();
@@ -202,7 +202,7 @@ impl Introspector {
     /// The cached answer for `token`, without counting a lookup (for diagnosis).
     #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
     pub(crate) fn peek(&self, token: &str) -> Option<Answer> {
-        let digest = crate::crypto::keyed_digest(&self.key, token.as_bytes())?;
+        let digest = self.key.digest(token.as_bytes())?;
         self.cached(&digest, self.clock.now())
     }
 
