@@ -1,24 +1,38 @@
-//! An axum API protected with the keys of any OpenID Connect provider, found by discovery.
+//! An axum API protected with the keys of any OpenID Connect provider, found by discovery,
+//! and optionally accepting its opaque access tokens by RFC 7662 introspection.
 //!
 //! ```text
-//! cargo run --example oidc --features remote -- <issuer-url> <audience> [--allow-http] [--port N] [--access-token-profile]
+//! cargo run --example oidc --features remote -- <issuer-url> <audience>... [--allow-http] [--port N] [--access-token-profile]
+//!     [--introspection-client-id ID --introspection-client-secret SECRET]
 //!
 //! cargo run --example oidc --features remote -- https://login.example.com/tenant/v2.0 api://orders
 //! ```
 //!
 //! - `<issuer-url>`: the issuer exactly as the provider names it (its
 //!   `/.well-known/openid-configuration` must carry this `issuer`; mind the trailing slash);
-//! - `<audience>`: the `aud` this API accepts;
+//! - `<audience>`: the `aud` this API accepts; give several to accept any of them (e.g. the
+//!   audience of the provider's JWTs and that of its opaque tokens);
 //! - `--allow-http`: accept an `http://` issuer (loopback tests only);
 //! - `--port N`: listen on 127.0.0.1:N (default 3000; 0 picks a free port);
 //! - `--access-token-profile`: require RFC 9068 JWT access tokens (`typ: at+jwt`, with
-//!   `sub`, `client_id`, `iat`, `jti`);
+//!   `sub`, `client_id`, `iat`, `jti`); those claims are then required of introspection
+//!   answers too;
+//! - `--introspection-client-id ID` and `--introspection-client-secret SECRET` (both or
+//!   neither): also accept opaque access tokens (anything that is not a JWT) by asking the
+//!   provider's RFC 7662 `introspection_endpoint`, found by discovery, as the client `ID`
+//!   authenticated with `client_secret_basic`. The answer's claims are checked like a JWT's
+//!   (`exp`, `iss`, `aud`, ...); an active answer is cached up to 60 s (never past its `exp`),
+//!   so a token revoked at the provider is refused at most a minute later. With
+//!   `--allow-http`, an `http://` endpoint is accepted as well. The secret is never printed,
+//!   but a command-line argument is visible to local users (`ps`): use this with test
+//!   credentials;
 //! - `-h`, `--help`: print the usage.
 //!
 //! It fetches the provider's keys before serving (and says whether they loaded), then serves:
 //!
 //! - `GET /`      public;
-//! - `GET /me`    protected: echoes the caller's claims as JSON;
+//! - `GET /me`    protected: echoes the caller's claims as JSON (a JWT's, or the introspection
+//!   answer of an opaque token);
 //! - `GET /ready` 200 when the keys are loaded, 503 otherwise, with the key status as JSON.
 //!
 //! # Against the test provider
@@ -36,28 +50,52 @@
 //! curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/me
 //! curl -i http://127.0.0.1:3000/ready
 //! ```
+//!
+//! Opaque tokens: the provider issues them for the resource `api://opaque`, and its
+//! resource-server client `api-client` / `api-secret` may introspect them. Accept them along
+//! with the JWTs of `api://orders` (no `--access-token-profile`: the provider's introspection
+//! answers carry no `sub` or `jti`):
+//!
+//! ```text
+//! cargo run --example oidc --features remote -- http://127.0.0.1:NNNN api://opaque api://orders --allow-http \
+//!   --introspection-client-id api-client --introspection-client-secret api-secret
+//!
+//! OPAQUE=$(curl -s -u test-client:test-secret -d grant_type=client_credentials \
+//!   -d resource=api://opaque -d scope=read http://127.0.0.1:NNNN/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+//! curl -i -H "Authorization: Bearer $OPAQUE" http://127.0.0.1:3000/me    # the introspection answer's claims
+//! curl -s -u test-client:test-secret -d token=$OPAQUE http://127.0.0.1:NNNN/token/revocation
+//! curl -i -H "Authorization: Bearer $OPAQUE" http://127.0.0.1:3000/me    # 401 "inactive", within 60 s
+//! ```
 
 use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
 use serde_json::{json, Value};
+use tower_token_auth::introspection::Introspection;
 use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::{AuthConfig, Claims, KeyStatus, Keys, StandardClaims, TokenAuthLayer};
 
 const USAGE: &str = "\
-usage: cargo run --example oidc --features remote -- <issuer-url> <audience> [--allow-http] [--port N] [--access-token-profile]
+usage: cargo run --example oidc --features remote -- <issuer-url> <audience>... [--allow-http] [--port N] [--access-token-profile]
+           [--introspection-client-id ID --introspection-client-secret SECRET]
 
   <issuer-url>             the issuer exactly as the provider names it
-  <audience>               the `aud` this API accepts
+  <audience>...            the `aud` this API accepts (one or more)
   --allow-http             accept an http:// issuer (loopback tests only)
   --port N                 listen on 127.0.0.1:N (default 3000; 0 picks a free port)
   --access-token-profile   require RFC 9068 JWT access tokens (typ at+jwt)
+  --introspection-client-id ID, --introspection-client-secret SECRET
+                           (both or neither) also accept opaque access tokens by RFC 7662
+                           introspection at the discovered introspection_endpoint, as client ID
+                           (client_secret_basic)
   -h, --help               print this help";
 
 struct Args {
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
     allow_http: bool,
     port: u16,
     profile: bool,
+    /// The introspection client id and secret (the secret is never printed).
+    introspection: Option<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +103,8 @@ fn parse_args() -> Result<Args, String> {
     let mut allow_http = false;
     let mut profile = false;
     let mut port = 3000;
+    let mut client_id = None;
+    let mut client_secret = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -76,6 +116,21 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--port: {value:?} is not a port number"))?;
             }
+            "--introspection-client-id" => {
+                let value = args
+                    .next()
+                    .filter(|v| !v.is_empty() && !v.starts_with("--"))
+                    .ok_or("--introspection-client-id needs a client id")?;
+                client_id = Some(value);
+            }
+            "--introspection-client-secret" => {
+                // Never echoed, not even in an error.
+                let value = args
+                    .next()
+                    .filter(|v| !v.is_empty() && !v.starts_with("--"))
+                    .ok_or("--introspection-client-secret needs a secret")?;
+                client_secret = Some(value);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -84,15 +139,31 @@ fn parse_args() -> Result<Args, String> {
             _ => positional.push(arg),
         }
     }
-    let [issuer, audience]: [String; 2] = positional
-        .try_into()
-        .map_err(|_| "expected exactly two arguments: <issuer-url> <audience>".to_owned())?;
+    let introspection = match (client_id, client_secret) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(
+                "--introspection-client-id needs --introspection-client-secret as well".to_owned(),
+            )
+        }
+        (None, Some(_)) => {
+            return Err(
+                "--introspection-client-secret needs --introspection-client-id as well".to_owned(),
+            )
+        }
+    };
+    if positional.len() < 2 {
+        return Err("expected at least two arguments: <issuer-url> <audience>...".to_owned());
+    }
+    let issuer = positional.remove(0);
     Ok(Args {
         issuer,
-        audience,
+        audiences: positional,
         allow_http,
         port,
         profile,
+        introspection,
     })
 }
 
@@ -122,10 +193,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut builder = AuthConfig::builder()
         .keys(Keys::remote(remote))
-        .audience(&args.audience)
         .realm("oidc");
+    for audience in &args.audiences {
+        builder = builder.audience(audience);
+    }
     if args.profile {
         builder = builder.access_token_profile();
+    }
+    if let Some((id, secret)) = &args.introspection {
+        let mut introspection = Introspection::discover().client_secret_basic(id, secret);
+        if args.allow_http {
+            introspection = introspection.allow_http();
+        }
+        builder = builder.introspection(introspection);
     }
     let config = match builder.build() {
         Ok(c) => c,
@@ -142,9 +222,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Issuer:   {} (tokens must carry exactly this `iss`)",
         args.issuer
     );
-    println!("Audience: {}", args.audience);
+    println!("Audience: {}", args.audiences.join(", "));
     if args.profile {
         println!("Profile:  RFC 9068 (typ at+jwt; sub, client_id, iat, jti required)");
+    }
+    if let Some((id, _)) = &args.introspection {
+        println!(
+            "Opaque tokens: RFC 7662 introspection at the introspection_endpoint named by discovery, \
+             as client {id} (client_secret_basic); active answers cached up to 60 s"
+        );
     }
     println!(
         "Fetching keys: discovery at {}/.well-known/openid-configuration, then its jwks_uri ...",
@@ -181,7 +267,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  readiness: curl -i {url}/ready");
     println!(
         "  protected: curl -i -H \"Authorization: Bearer $TOKEN\" {url}/me   (a token for audience {})",
-        args.audience
+        args.audiences.join(" or ")
     );
 
     axum::serve(listener, app)
