@@ -169,7 +169,10 @@ impl DigestKey {
     pub(crate) fn digest(&self, message: &[u8]) -> Option<[u8; 32]> {
         #[cfg(feature = "aws-lc-rs")]
         {
-            aws_lc_rs::hmac::sign(&self.key, message).as_ref().try_into().ok()
+            aws_lc_rs::hmac::sign(&self.key, message)
+                .as_ref()
+                .try_into()
+                .ok()
         }
         #[cfg(not(feature = "aws-lc-rs"))]
         {

@@ -24,6 +24,14 @@ type Introspecting = crate::introspection::Introspection;
 #[cfg(not(feature = "remote"))]
 type Introspecting = std::convert::Infallible;
 
+/// One trust before it is built: issuers, keys, audiences, introspection.
+type Spec<'a> = (
+    Vec<String>,
+    &'a Keys,
+    Vec<String>,
+    Option<&'a Introspecting>,
+);
+
 /// Builds an [`AuthConfig`]; every mistake is reported by [`build`](AuthConfigBuilder::build).
 #[must_use]
 pub struct AuthConfigBuilder {
@@ -384,7 +392,7 @@ impl AuthConfigBuilder {
         };
 
         // The builder's own keys and issuers form the first trust; `.trust(..)` adds more.
-        let mut specs: Vec<(Vec<String>, &Keys, Vec<String>, Option<&Introspecting>)> = Vec::new();
+        let mut specs: Vec<Spec<'_>> = Vec::new();
         #[cfg(feature = "remote")]
         let own_introspection = self.introspection.as_ref();
         #[cfg(not(feature = "remote"))]
@@ -437,25 +445,27 @@ impl AuthConfigBuilder {
                     return Err(ConfigError::DuplicateIssuer(iss.clone()));
                 }
             }
+            // An issuer known only through introspection has no keys to build.
+            let has_keys = !keys.is_empty();
+            let keys = if has_keys {
+                let keys = KeySource::build(keys, allowed, &self.clock)?;
+                verifiable = verifiable.or(keys.algorithms(allowed));
+                keys
+            } else {
+                KeySource::Static(Arc::new(crate::keys::KeySet::default()))
+            };
             #[cfg(feature = "remote")]
             if let Some(options) = introspecting {
                 if introspection.is_some() {
                     return Err(ConfigError::SeveralIntrospections);
                 }
                 let issuer = issuers.first().map(String::as_str);
-                let built = options.build(issuer, Arc::clone(&self.clock))?;
+                let signing = has_keys.then(|| (keys.clone(), allowed));
+                let built = options.build(issuer, signing, Arc::clone(&self.clock))?;
                 introspection = Some((trusts.len(), built));
             }
             #[cfg(not(feature = "remote"))]
             let _ = introspecting;
-            // An issuer known only through introspection has no keys to build.
-            let keys = if keys.is_empty() {
-                KeySource::Static(Arc::new(crate::keys::KeySet::default()))
-            } else {
-                let keys = KeySource::build(keys, allowed, &self.clock)?;
-                verifiable = verifiable.or(keys.algorithms(allowed));
-                keys
-            };
             trusts.push(Trust {
                 issuers,
                 keys,

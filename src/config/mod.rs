@@ -86,13 +86,24 @@ impl AuthConfig {
         AuthConfigBuilder::default()
     }
 
-    /// Fetches remote keys now (feature `remote`), so the first requests need not wait.
-    /// Static keys are always ready.
+    /// Fetches remote keys now (feature `remote`), so the first requests need not wait, and
+    /// finds the introspection endpoint by discovery when it is found that way. Static keys
+    /// are always ready.
     ///
     /// # Errors
     ///
-    /// `keys_unavailable` if a remote key set could not be fetched; requests will retry.
+    /// `keys_unavailable` if a remote key set could not be fetched, `introspection_unavailable`
+    /// if the introspection endpoint could not be discovered; requests will retry.
     pub async fn warm_up(&self) -> Result<(), AuthError> {
+        #[cfg(feature = "remote")]
+        if let Some((_, introspector)) = &self.inner.introspection {
+            if let Err(e) = introspector.warm_up().await {
+                return Err(
+                    AuthError::new(crate::error::Reason::IntrospectionUnavailable)
+                        .with_retry_after(e.retry_after()),
+                );
+            }
+        }
         #[cfg(feature = "remote")]
         for trust in &self.inner.trusts {
             if let KeySource::Remote(r) = &trust.keys {

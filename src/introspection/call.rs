@@ -10,6 +10,9 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::state::{Answer, Introspector};
+use crate::jws;
+use crate::keys::{Lookup, Unresolved};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Why a call gave no answer (logs and metrics only; clients see
 /// `introspection_unavailable`).
@@ -101,19 +104,33 @@ impl Introspector {
             request = request.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
         }
         let result = async {
-            let body = self.read(request.body(form)).await?;
-            parse_answer(&body, self.issuer.as_deref())
+            if self.options.jwt_response {
+                let (body, media) = self.read(request.body(form), JWT_ANSWER).await?;
+                if !media.is_some_and(|m| is_media_type(&m, JWT_ANSWER)) {
+                    return Err(CallError::Garbage(
+                        "not an application/token-introspection+jwt answer",
+                    ));
+                }
+                self.verify_signed(&body, &client.id).await
+            } else {
+                let (body, _) = self.read(request.body(form), "application/json").await?;
+                parse_answer(&body, self.issuer.as_deref())
+            }
         }
         .await;
-        if matches!(result, Err(CallError::Connect | CallError::Status(_))) {
-            // The provider may have moved its endpoint: read discovery again next time.
+        if matches!(
+            result,
+            Err(CallError::Connect | CallError::Status(404 | 410 | 500..))
+        ) {
+            // The provider may have moved its endpoint: read discovery again next time (not
+            // when it refused the credentials: the endpoint is right, they are not).
             self.forget_endpoint();
         }
         result
     }
 
     /// The endpoint: configured, discovered before, or discovered now.
-    async fn endpoint(&self) -> Result<Arc<String>, CallError> {
+    pub(super) async fn endpoint(&self) -> Result<Arc<String>, CallError> {
         if let Some(url) = &self.options.endpoint {
             return Ok(Arc::new(url.clone()));
         }
@@ -125,7 +142,8 @@ impl Introspector {
         };
         let base = issuer.trim_end_matches('/');
         let oidc = format!("{base}/.well-known/openid-configuration");
-        let doc = match self.read(self.http.get(&oidc)).await {
+        let json = "application/json";
+        let doc = match self.read(self.http.get(&oidc), json).await.map(|(d, _)| d) {
             Ok(doc) => doc,
             Err(CallError::Status(_)) => {
                 // RFC 8414 §3: the well-known segment goes between the host and the path.
@@ -134,7 +152,7 @@ impl Introspector {
                 let path = url.path().trim_end_matches('/');
                 let mut at = url.clone();
                 at.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
-                self.read(self.http.get(at.as_str())).await?
+                self.read(self.http.get(at.as_str()), json).await?.0
             }
             Err(e) => return Err(e),
         };
@@ -144,10 +162,15 @@ impl Introspector {
         Ok(url)
     }
 
-    /// Sends the request and reads a 200 answer of at most the configured size.
-    async fn read(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, CallError> {
+    /// Sends the request and reads a 200 answer of at most the configured size: the body and
+    /// its media type.
+    async fn read(
+        &self,
+        request: reqwest::RequestBuilder,
+        accept: &str,
+    ) -> Result<(Vec<u8>, Option<String>), CallError> {
         let mut resp = request
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| {
@@ -165,6 +188,11 @@ impl Introspector {
         if resp.content_length().is_some_and(|n| n > max as u64) {
             return Err(CallError::TooLarge);
         }
+        let media = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
             if e.is_timeout() {
@@ -178,8 +206,102 @@ impl Introspector {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((body, media))
     }
+
+    /// Verifies a signed answer (RFC 9701 §5) with the issuer's keys and reads its
+    /// `token_introspection` member.
+    async fn verify_signed(&self, body: &[u8], client_id: &str) -> Result<Answer, CallError> {
+        let (Some((keys, allowed)), Some(issuer)) = (&self.keys, self.issuer.as_deref()) else {
+            return Err(CallError::Garbage("no keys to verify a signed answer"));
+        };
+        let text = std::str::from_utf8(body)
+            .map_err(|_| CallError::Garbage("signed answer is not text"))?;
+        let bad = |_| CallError::Garbage("signed answer is not a compact JWS");
+        let jws = jws::split(text).map_err(bad)?;
+        let header_json = jws::decode_header(jws.header).map_err(bad)?;
+        let header = jws::parse_header(&header_json).map_err(bad)?;
+        if header.crit.is_some() {
+            return Err(CallError::Garbage("signed answer has a critical header"));
+        }
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| is_media_type(t, JWT_ANSWER))
+        {
+            return Err(CallError::Garbage(
+                "signed answer is not of type token-introspection+jwt",
+            ));
+        }
+        let Some(alg) = crate::keys::algorithm(&header.alg) else {
+            return Err(CallError::Garbage("signed answer has an unknown alg"));
+        };
+        let kid = header.kid.as_deref();
+        let check = |lookup: Lookup<'_>, _version: u64| match lookup {
+            Lookup::Found(key) => {
+                let sig = URL_SAFE_NO_PAD.decode(jws.signature).ok()?;
+                crate::crypto::verify(alg, &key.key, key.prepared(alg), jws.signing_input, &sig)
+                    .ok()
+            }
+            Lookup::AlgNotAllowed | Lookup::UnknownKey => None,
+        };
+        let verified = match keys.resolve(kid, alg, *allowed, true, check) {
+            Ok(v) => v,
+            Err(Unresolved::Wait(pending)) => {
+                // The issuer's keys are being fetched (first use, or a new `kid`).
+                pending.run().await;
+                keys.resolve(kid, alg, *allowed, false, check)
+                    .ok()
+                    .flatten()
+            }
+            Err(Unresolved::Unavailable(_)) => None,
+        };
+        if verified.is_none() {
+            return Err(CallError::Garbage(
+                "signed answer does not verify with the issuer's keys",
+            ));
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(jws.payload)
+            .map_err(|_| CallError::Garbage("signed answer payload is not base64url"))?;
+        let Ok(Value::Object(mut claims)) = serde_json::from_slice::<Value>(&payload) else {
+            return Err(CallError::Garbage(
+                "signed answer payload is not a JSON object",
+            ));
+        };
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+            return Err(CallError::Garbage("signed answer is from another issuer"));
+        }
+        let for_us = match claims.get("aud") {
+            Some(Value::String(a)) => a == client_id,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(client_id)),
+            _ => false,
+        };
+        if !for_us {
+            return Err(CallError::Garbage("signed answer is for another client"));
+        }
+        if !claims.get("iat").is_some_and(Value::is_i64) {
+            return Err(CallError::Garbage("signed answer has no iat"));
+        }
+        match claims.remove("token_introspection") {
+            Some(answer @ Value::Object(_)) => answer_of(answer, Some(issuer)),
+            _ => Err(CallError::Garbage(
+                "signed answer has no token_introspection object",
+            )),
+        }
+    }
+}
+
+/// The media type of RFC 9701 answers.
+const JWT_ANSWER: &str = "application/token-introspection+jwt";
+
+/// `true` if a `Content-Type` or `typ` names `wanted` (`application/...`): compared
+/// case-insensitively, parameters ignored, and the `application/` prefix optional (RFC 7515
+/// §4.1.9). Nothing else is trimmed.
+fn is_media_type(value: &str, wanted: &str) -> bool {
+    let value = value.split(';').next().unwrap_or(value);
+    let short = &wanted["application/".len()..];
+    value.eq_ignore_ascii_case(wanted) || value.eq_ignore_ascii_case(short)
 }
 
 /// `introspection_endpoint` of a metadata document whose `issuer` is exactly `issuer`.
@@ -216,7 +338,15 @@ fn discovered_endpoint(doc: &[u8], issuer: &str, allow_http: bool) -> Result<Str
 /// becomes the token's claims: the object without `active`, with `iss` set to the issuer whose
 /// endpoint answered when the answer has none.
 pub(crate) fn parse_answer(body: &[u8], issuer: Option<&str>) -> Result<Answer, CallError> {
-    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(answer) => answer_of(answer, issuer),
+        Err(_) => Err(CallError::Garbage("not a JSON object")),
+    }
+}
+
+/// [`parse_answer`] of parsed JSON.
+fn answer_of(answer: Value, issuer: Option<&str>) -> Result<Answer, CallError> {
+    let Value::Object(mut map) = answer else {
         return Err(CallError::Garbage("not a JSON object"));
     };
     match map.remove("active") {

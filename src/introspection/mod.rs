@@ -68,6 +68,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::ConfigError;
+use crate::keys::{AlgSet, KeySource};
 
 mod call;
 mod state;
@@ -109,6 +110,7 @@ pub struct Introspection {
     pub(crate) max_in_flight: usize,
     pub(crate) allow_http: bool,
     pub(crate) http: Option<reqwest::Client>,
+    pub(crate) jwt_response: bool,
 }
 
 /// How the resource server authenticates to the introspection endpoint (RFC 6749 §2.3.1).
@@ -142,6 +144,7 @@ impl fmt::Debug for Introspection {
             .field("active_ttl", &self.active_ttl)
             .field("inactive_ttl", &self.inactive_ttl)
             .field("timeout", &self.timeout)
+            .field("jwt_response", &self.jwt_response)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +163,7 @@ impl Introspection {
             max_in_flight: 256,
             allow_http: false,
             http: None,
+            jwt_response: false,
         }
     }
 
@@ -253,6 +257,17 @@ impl Introspection {
         self
     }
 
+    /// Asks for signed answers (RFC 9701, `Accept: application/token-introspection+jwt`) and
+    /// accepts nothing else: the answer must be a JWT of type `token-introspection+jwt`,
+    /// signed with one of the issuer's keys (its JWKS or static keys, so the issuer needs
+    /// keys), whose `iss` is the issuer and whose `aud` names this client; its
+    /// `token_introspection` member is the RFC 7662 answer. Anything else is
+    /// `introspection_unavailable`.
+    pub fn jwt_response(mut self) -> Self {
+        self.jwt_response = true;
+        self
+    }
+
     /// Allows `http://` endpoints (loopback tests only).
     pub fn allow_http(mut self) -> Self {
         self.allow_http = true;
@@ -277,12 +292,19 @@ impl Introspection {
         Ok(())
     }
 
-    /// The runtime side, for the trust of `issuer` (`None` when the issuer check is skipped).
+    /// The runtime side, for the trust of `issuer` (`None` when the issuer check is skipped)
+    /// with its `keys` (for signed answers).
     pub(crate) fn build(
         &self,
         issuer: Option<&str>,
+        keys: Option<(KeySource, AlgSet)>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Introspector>, ConfigError> {
+        if self.jwt_response && (keys.is_none() || issuer.is_none()) {
+            return Err(ConfigError::InvalidIntrospection(
+                "jwt_response() verifies answers with the issuer's keys: name the issuer and give it keys (Issuer::oidc(..), or .keys(..))",
+            ));
+        }
         let Some(client) = &self.client else {
             return Err(ConfigError::InvalidIntrospection(
                 "no client credentials: call .client_secret_basic(id, secret) or .client_secret_post(id, secret)",
@@ -320,6 +342,7 @@ impl Introspection {
         Ok(Arc::new(Introspector::new(
             self.clone(),
             issuer.map(str::to_owned),
+            keys,
             http,
             clock,
         )))

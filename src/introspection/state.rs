@@ -27,7 +27,7 @@ pub(crate) enum Lookup {
 }
 
 /// A call in flight, to wait for. Dropping it cancels nothing: the call runs as its own task.
-pub(crate) struct Flight(watch::Receiver<Option<Result<Answer, CallError>>>);
+pub(crate) struct Flight(Receiver);
 
 impl Flight {
     /// The call's result.
@@ -47,6 +47,7 @@ struct Cached {
 
 type Digest = [u8; 32];
 type Sender = watch::Sender<Option<Result<Answer, CallError>>>;
+type Receiver = watch::Receiver<Option<Result<Answer, CallError>>>;
 
 /// One issuer's introspection: options, HTTP client, cache and flights.
 pub(crate) struct Introspector {
@@ -54,6 +55,8 @@ pub(crate) struct Introspector {
     /// The issuer whose endpoint answers (for discovery, and `iss` of answers without one).
     pub(super) issuer: Option<String>,
     pub(super) http: reqwest::Client,
+    /// The issuer's keys and the allowed algorithms, for signed answers (RFC 9701).
+    pub(super) keys: Option<(crate::keys::KeySource, crate::keys::AlgSet)>,
     pub(super) discovered: ArcSwapOption<String>,
     clock: Arc<dyn Clock>,
     /// The key of the token hashes, drawn at start-up.
@@ -61,13 +64,14 @@ pub(crate) struct Introspector {
     cache: Mutex<HashMap<Digest, Cached>>,
     /// Why the last failed call failed (for diagnosis).
     last_error: Mutex<Option<CallError>>,
-    flights: Mutex<HashMap<Digest, watch::Receiver<Option<Result<Answer, CallError>>>>>,
+    flights: Mutex<HashMap<Digest, Receiver>>,
 }
 
 impl Introspector {
     pub(super) fn new(
         options: Introspection,
         issuer: Option<String>,
+        keys: Option<(crate::keys::KeySource, crate::keys::AlgSet)>,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -86,6 +90,7 @@ impl Introspector {
             options,
             issuer,
             http,
+            keys,
             discovered: ArcSwapOption::empty(),
             clock,
             key: crate::crypto::DigestKey::new(&key),
@@ -112,6 +117,16 @@ impl Introspector {
 
     pub(super) fn forget_endpoint(&self) {
         self.discovered.store(None);
+    }
+
+    /// Finds the endpoint by discovery now, if that is how it is found (for
+    /// [`AuthConfig::warm_up`](crate::AuthConfig::warm_up)).
+    pub(crate) async fn warm_up(&self) -> Result<(), CallError> {
+        let timeout = self.options.timeout;
+        match tokio::time::timeout(timeout, self.endpoint()).await {
+            Ok(found) => found.map(|_| ()),
+            Err(_) => Err(CallError::Timeout),
+        }
     }
 
     /// The cached answer for `token`, else the call in flight for it (started now if none).

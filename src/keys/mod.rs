@@ -302,8 +302,17 @@ impl Pending {
     }
 }
 
-/// Where a trust's keys come from.
-#[derive(Debug)]
+/// The algorithm a header's `alg` names, if supported. `Ed25519` is the fully-specified name
+/// of EdDSA over Ed25519 (RFC 9864).
+pub(crate) fn algorithm(alg: &str) -> Option<Algorithm> {
+    match alg {
+        "Ed25519" => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
+    }
+}
+
+/// Where a trust's keys come from (cheap to clone: shared).
+#[derive(Clone, Debug)]
 pub(crate) enum KeySource {
     Static(Arc<KeySet>),
     #[cfg(feature = "remote")]

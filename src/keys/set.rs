@@ -132,6 +132,11 @@ impl KeySet {
 
     /// Finds the key for a token (see the module docs for the rule).
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
+        // No key at all (an issuer known only through introspection): no key is the
+        // problem, not the algorithm.
+        if self.keys.is_empty() {
+            return Lookup::UnknownKey;
+        }
         if !self.algorithms.contains(alg) {
             return Lookup::AlgNotAllowed;
         }

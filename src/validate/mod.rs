@@ -277,14 +277,7 @@ pub(crate) fn check_introspected(
     })
 }
 
-/// The algorithm a header's `alg` names, if supported. `Ed25519` is the fully-specified name
-/// of EdDSA over Ed25519 (RFC 9864).
-pub(crate) fn algorithm(alg: &str) -> Option<Algorithm> {
-    match alg {
-        "Ed25519" => Some(Algorithm::EdDSA),
-        other => other.parse().ok(),
-    }
-}
+pub(crate) use crate::keys::algorithm;
 
 /// The signature step: the key found for the token verifies its signature, or the problem.
 fn check_signature(lookup: Lookup<'_>, alg: Algorithm, jws: &jws::Segments<'_>) -> Option<Problem> {

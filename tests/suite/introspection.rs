@@ -65,6 +65,8 @@ struct Fake {
     fault: Arc<Mutex<Fault>>,
     delay: Arc<Mutex<Duration>>,
     last: Arc<Mutex<Seen>>,
+    /// Signs answers (RFC 9701) with this key, for this `aud` and `typ`, when set.
+    signer: Arc<Mutex<Option<(TestKey, String, String)>>>,
 }
 
 impl Fake {
@@ -76,7 +78,12 @@ impl Fake {
             fault: Arc::new(Mutex::new(Fault::None)),
             delay: Arc::new(Mutex::new(Duration::ZERO)),
             last: Arc::default(),
+            signer: Arc::default(),
         }
+    }
+
+    fn sign_with(&self, key: TestKey, aud: &str, typ: &str) {
+        *self.signer.lock().unwrap() = Some((key, aud.to_owned(), typ.to_owned()));
     }
 
     fn active(&self, token: &str, claims: Value) {
@@ -170,6 +177,21 @@ async fn introspect(State(fake): State<Fake>, headers: HeaderMap, body: String) 
         }
         _ => json!({"active": false}),
     };
+    let signer = fake.signer.lock().unwrap().clone();
+    if let Some((key, aud, typ)) = signer {
+        let jwt = key
+            .token()
+            .header("typ", typ)
+            .issuer(ISS)
+            .audience(&aud)
+            .claim("token_introspection", answer)
+            .sign();
+        return (
+            [("content-type", "application/token-introspection+jwt")],
+            jwt,
+        )
+            .into_response();
+    }
     axum::Json(answer).into_response()
 }
 
@@ -857,4 +879,83 @@ async fn the_doctor_introspects_with_client_credentials() {
     assert_eq!(usage.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&usage.stderr).contains("--client-id"));
     let _ = std::fs::remove_file(&secret);
+}
+
+#[tokio::test]
+async fn signed_answers_rfc_9701_are_verified_with_the_issuers_keys() {
+    let fake = Fake::new();
+    let base = fake.serve().await;
+    let key = TestKey::es256().with_kid("as-1");
+    let cfg = AuthConfig::builder()
+        .keys(key.keys())
+        .issuer(ISS)
+        .audience(AUD)
+        .introspection(
+            introspection(&base)
+                .jwt_response()
+                .inactive_ttl(Duration::ZERO),
+        )
+        .build()
+        .unwrap();
+    let app = app(cfg);
+    fake.active("opaque-s", claims("sam"));
+
+    // A plain JSON answer is not accepted once signed answers are asked for.
+    get_with(&app, "opaque-s")
+        .await
+        .assert_rejected(Reason::IntrospectionUnavailable);
+
+    fake.sign_with(key.clone(), CLIENT, "token-introspection+jwt");
+    let r = get_with(&app, "opaque-s").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, "sam orders:read orders:write");
+    get_with(&app, "opaque-unknown")
+        .await
+        .assert_rejected(Reason::Inactive);
+
+    // Each of these is refused; none is cached, so each is asked anew.
+    let cases = [
+        // The bundled ES256 test key is the issuer's: another key is another algorithm.
+        (
+            TestKey::ed25519().with_kid("as-1"),
+            CLIENT,
+            "token-introspection+jwt",
+            "another key",
+        ),
+        (
+            TestKey::hs256().with_kid("as-1"),
+            CLIENT,
+            "token-introspection+jwt",
+            "an HMAC key",
+        ),
+        (
+            key.clone(),
+            "someone-else",
+            "token-introspection+jwt",
+            "another client",
+        ),
+        (key.clone(), CLIENT, "JWT", "another type"),
+    ];
+    for (i, (signer, aud, typ, what)) in cases.into_iter().enumerate() {
+        fake.sign_with(signer, aud, typ);
+        let token = format!("opaque-s{i}");
+        fake.active(&token, claims("sam"));
+        let r = get_with(&app, &token).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what}: {}",
+            r.body
+        );
+        r.assert_rejected(Reason::IntrospectionUnavailable);
+    }
+
+    // Without keys for the issuer, signed answers cannot be asked for.
+    let e = AuthConfig::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .introspection(introspection(&base).jwt_response())
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("keys"), "{e}");
 }
