@@ -959,3 +959,84 @@ async fn signed_answers_rfc_9701_are_verified_with_the_issuers_keys() {
         .unwrap_err();
     assert!(e.to_string().contains("keys"), "{e}");
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn calls_latency_and_cache_results_are_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        // One thread: the calls' own tasks report to this thread's recorder too.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let fake = Fake::new();
+            let base = fake.serve().await;
+            fake.active("opaque-m", claims("max"));
+            let app = app(config(introspection(&base)));
+            for _ in 0..3 {
+                assert_eq!(get_with(&app, "opaque-m").await.status, StatusCode::OK);
+            }
+            get_with(&app, "opaque-nobody")
+                .await
+                .assert_rejected(Reason::Inactive);
+            fake.fault(Fault::Status500);
+            get_with(&app, "opaque-failing")
+                .await
+                .assert_rejected(Reason::IntrospectionUnavailable);
+        })
+    });
+    let mut counts = HashMap::new();
+    let mut latencies = 0;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let k = key.key();
+        let labels: Vec<String> = k
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        match value {
+            DebugValue::Counter(n) => {
+                counts.insert(format!("{} {}", k.name(), labels.join(",")), n);
+            }
+            DebugValue::Histogram(v) if k.name() == "tower_token_auth_introspection_seconds" => {
+                latencies += v.len()
+            }
+            _ => {}
+        }
+    }
+    let count = |name: &str| counts.get(name).copied().unwrap_or(0);
+    assert_eq!(
+        count("tower_token_auth_introspection_calls_total result=active"),
+        1,
+        "{counts:?}"
+    );
+    assert_eq!(
+        count("tower_token_auth_introspection_calls_total result=inactive"),
+        1,
+        "{counts:?}"
+    );
+    assert_eq!(
+        count("tower_token_auth_introspection_calls_total result=status"),
+        1,
+        "{counts:?}"
+    );
+    assert_eq!(
+        count("tower_token_auth_introspection_cache_total result=hit_active"),
+        2,
+        "{counts:?}"
+    );
+    assert_eq!(
+        count("tower_token_auth_introspection_cache_total result=miss"),
+        3,
+        "{counts:?}"
+    );
+    assert_eq!(latencies, 3, "one latency sample per call");
+    assert!(
+        !format!("{counts:?}").contains("opaque-"),
+        "a token in a label"
+    );
+}
