@@ -182,3 +182,20 @@ impl DigestKey {
         }
     }
 }
+
+#[cfg(all(test, feature = "remote"))]
+mod tests {
+    use super::DigestKey;
+
+    #[test]
+    fn the_keyed_digest_is_hmac_sha256_on_either_backend() {
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let digest = DigestKey::new(&key).digest(b"an opaque token").unwrap();
+        // Python: hmac.new(bytes(range(32)), b"an opaque token", hashlib.sha256).hexdigest()
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "85a80f515927d542ea27c889815d940ad54ab5e115a1bbcb0c9acd29c62ac223"
+        );
+    }
+}
