@@ -1040,3 +1040,55 @@ fn calls_latency_and_cache_results_are_counted() {
         "a token in a label"
     );
 }
+
+/// The answer cache is a shortcut: for every kind of answer, the layer's second request (from
+/// the cache), its first (a call), a fresh `validate()` and `diagnose()` give the same verdict.
+#[tokio::test]
+async fn a_cached_answer_gives_the_verdict_of_a_fresh_call_on_every_path() {
+    let fake = Fake::new();
+    let base = fake.serve().await;
+    let t = now();
+    let variants: Vec<(&str, Value)> = vec![
+        ("ok", json!({})),
+        ("aud", json!({"aud": "other"})),
+        ("aud-list", json!({"aud": ["other", AUD]})),
+        ("aud-number", json!({"aud": 7})),
+        ("iss", json!({"iss": "https://evil.test"})),
+        ("iss-number", json!({"iss": 1})),
+        ("exp-past", json!({"exp": t - 100})),
+        ("exp-leeway", json!({"exp": t - 10})),
+        ("exp-string", json!({"exp": "tomorrow"})),
+        ("exp-float", json!({"exp": (t + 600) as f64 + 0.5})),
+        ("nbf-future", json!({"nbf": t + 100})),
+        ("iat-string", json!({"iat": "x"})),
+        ("scope-number", json!({"scope": 5})),
+    ];
+    for (i, (what, patch)) in variants.into_iter().enumerate() {
+        let token = format!("opaque-v{i}");
+        let mut c = claims("vic");
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        fake.active(&token, c);
+        let cfg = config(introspection(&base));
+        let app = app(cfg.clone());
+        let reason = |r: &Reply| r.error.as_ref().map(|e| e.reason());
+        let first = reason(&get_with(&app, &token).await);
+        let cached = reason(&get_with(&app, &token).await);
+        let validated = config(introspection(&base))
+            .validate::<StandardClaims>(&token)
+            .await
+            .err()
+            .map(|e| e.reason());
+        assert_eq!(first, cached, "{what}: cached answer");
+        assert_eq!(first, validated, "{what}: validate()");
+        // `diagnose` does not know the handler's claims type: a claim of the wrong type for
+        // `StandardClaims` (a number as `scope`) is the layer's `invalid_claim` only, as for a
+        // JWT.
+        #[cfg(feature = "diagnose")]
+        if what != "scope-number" {
+            let d = tower_token_auth::diagnose(&token, &config(introspection(&base))).await;
+            assert_eq!(d.reason(), first, "{what}: diagnose()");
+        }
+    }
+}
