@@ -31,15 +31,28 @@
 //   api://es256          jwt      ES256   600 s   read write
 //   api://eddsa          jwt      EdDSA   600 s   read write
 //   api://orders         jwt      RS256   600 s   orders:read orders:write
+//   api://dpop           jwt      ES256   600 s   read write  (for DPoP tests; any resource works)
 //   api://opaque         opaque   -       600 s   read write
 //   api://opaque-short   opaque   -       2 s     read write  (for expiry tests)
+//
+// DPoP (RFC 9449, features.dPoP): a token request that carries a `DPoP` proof header gets a
+// DPoP-bound access token, for any resource: token_type "DPoP", and the key's RFC 7638
+// thumbprint as cnf.jkt (in the JWT's claims; in the introspection answer of an opaque
+// token, where token_type is "DPoP" too). Without the header, a Bearer token as before.
+// Proof algorithms accepted: ES256/384/512, RS256/384/512, PS256/384/512, Ed25519, EdDSA
+// (discovery: dpop_signing_alg_values_supported). A proof is checked for typ dpop+jwt, its
+// signature under the embedded jwk, htm POST, htu <issuer>/token, iat within 300 s of now,
+// and jti not seen before. No nonce by default; DPOP_NONCE=1 requires one: the first
+// request is answered 400 use_dpop_nonce with a `DPoP-Nonce` header to put in the proof's
+// `nonce` claim. tests/oidc/dpop.mjs is a client that gets such a token and prints proofs.
 //
 // Introspection policy: the resource-server clients (api-client, api-jwt-client) may
 // introspect any access token; any other client only the tokens issued to it; otherwise the
 // answer is {"active":false}. Opaque tokens are introspected by oidc-provider itself. It
 // refuses JWTs (400 unsupported_token_type), so this fixture answers for them: after the
 // caller has authenticated, a JWT access token whose signature (our keys), typ at+jwt, iss
-// and exp check out is active, and the response is its claims plus active and token_type.
+// and exp check out is active, and the response is its claims plus active and token_type
+// ("DPoP" when the claims have cnf.jkt, else "Bearer").
 // Revocation policy: only the client a token was issued to may revoke it (another client
 // gets 400 invalid_request). Revoking an opaque token makes it inactive; JWTs cannot be
 // revoked (400 unsupported_token_type).
@@ -53,8 +66,11 @@
 // curl -s -u api-jwt-client:api-jwt-secret -H 'Accept: application/token-introspection+jwt' \
 //      -d token=TOKEN http://127.0.0.1:NNNN/token/introspection
 //
+// node tests/oidc/dpop.mjs http://127.0.0.1:NNNN api://dpop http://127.0.0.1:3000/me
+//
 // Environment: PORT, CLIENT_ID/CLIENT_SECRET (test-client), API_CLIENT_ID/API_CLIENT_SECRET
-// (api-client), API_JWT_CLIENT_ID/API_JWT_CLIENT_SECRET (api-jwt-client), EXIT_ON_STDIN_CLOSE.
+// (api-client), API_JWT_CLIENT_ID/API_JWT_CLIENT_SECRET (api-jwt-client), DPOP_NONCE,
+// EXIT_ON_STDIN_CLOSE.
 import {
   createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, verify,
 } from 'node:crypto';
@@ -67,6 +83,8 @@ const API_CLIENT_ID = process.env.API_CLIENT_ID || 'api-client';
 const API_CLIENT_SECRET = process.env.API_CLIENT_SECRET || 'api-secret';
 const API_JWT_CLIENT_ID = process.env.API_JWT_CLIENT_ID || 'api-jwt-client';
 const API_JWT_CLIENT_SECRET = process.env.API_JWT_CLIENT_SECRET || 'api-jwt-secret';
+// DPOP_NONCE=1: the token endpoint requires a server-provided DPoP nonce (RFC 9449 §8).
+const DPOP_NONCE = ['1', 'true', 'yes'].includes(String(process.env.DPOP_NONCE || '').toLowerCase());
 
 // Clients that may introspect every access token (the resource servers).
 const RESOURCE_SERVER_CLIENTS = new Set([API_CLIENT_ID, API_JWT_CLIENT_ID]);
@@ -76,6 +94,7 @@ const RESOURCES = {
   'api://es256': { alg: 'ES256', scope: 'read write' },
   'api://eddsa': { alg: 'EdDSA', scope: 'read write' },
   'api://orders': { alg: 'RS256', scope: 'orders:read orders:write' },
+  'api://dpop': { alg: 'ES256', scope: 'read write' },
   'api://opaque': { format: 'opaque', scope: 'read write', ttl: 600 },
   'api://opaque-short': { format: 'opaque', scope: 'read write', ttl: 2 },
 };
@@ -172,9 +191,22 @@ const provider = new Provider(issuer, {
   clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
   jwks,
   cookies: { keys: [randomBytes(32).toString('base64url')] },
+  // Algorithms accepted in DPoP proofs at the token endpoint (oidc-provider's default is
+  // ES256, Ed25519 and EdDSA only).
+  enabledJWA: {
+    dPoPSigningAlgValues: ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'Ed25519', 'EdDSA'],
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // RFC 9449: a token request with a `DPoP` proof header gets a DPoP-bound access token
+    // (token_type DPoP, cnf.jkt); without the header, a Bearer token as before.
+    dPoP: {
+      enabled: true,
+      ...(DPOP_NONCE
+        ? { nonceSecret: randomBytes(32), requireNonce: () => true }
+        : { requireNonce: () => false }),
+    },
     introspection: {
       enabled: true,
       allowedPolicy: async (ctx, client, token) => mayIntrospect(client, token.clientId),
@@ -240,7 +272,19 @@ provider.use(async (ctx, next) => {
       sub, client_id: clientId, exp, iat, iss, jti, aud, scope, ...rest
     } = claims;
     body = {
-      ...rest, active: true, sub, client_id: clientId, exp, iat, iss, jti, aud, scope, token_type: 'Bearer',
+      ...rest,
+      active: true,
+      sub,
+      client_id: clientId,
+      exp,
+      iat,
+      iss,
+      jti,
+      aud,
+      scope,
+      // As oidc-provider answers for opaque tokens: a DPoP-bound token (cnf.jkt, which
+      // ...rest carries) is of type DPoP.
+      token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer',
     };
   }
 
