@@ -66,6 +66,8 @@ pub(crate) struct Entry<T> {
     iat: Option<i64>,
     /// The verified claims as JSON, kept only when user checks must run again on hits.
     checked: Option<Arc<ClaimsMap>>,
+    /// The token's confirmation, when it is bound: the binding step runs on every hit.
+    pub(crate) cnf: Option<Arc<crate::binding::Cnf>>,
 }
 
 impl<T> Entry<T> {
@@ -320,6 +322,7 @@ impl<T> TokenCache<T> {
             sub: facts.sub,
             iat: facts.iat,
             checked: facts.checked,
+            cnf: facts.cnf,
         };
         slot.store(Some(Arc::new(entry)));
     }
@@ -337,6 +340,7 @@ pub(crate) struct CacheFacts {
     pub(crate) sub: Option<Box<str>>,
     pub(crate) iat: Option<i64>,
     pub(crate) checked: Option<Arc<ClaimsMap>>,
+    pub(crate) cnf: Option<Arc<crate::binding::Cnf>>,
 }
 
 #[cfg(test)]

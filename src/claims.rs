@@ -252,6 +252,10 @@ pub(crate) struct LayerInfo {
     /// (`response::ChallengeParams`), so they are set in one place, the configuration.
     pub(crate) realm: Option<Arc<str>>,
     pub(crate) resource_metadata: Option<Arc<str>>,
+    /// With DPoP: the accepted proof algorithms (the `DPoP` challenge's `algs`), and whether
+    /// only DPoP is accepted.
+    pub(crate) dpop_algs: Option<Arc<str>>,
+    pub(crate) dpop_required: bool,
 }
 
 /// The one value the layer puts in the request extensions: its settings, and the verified

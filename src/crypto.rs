@@ -199,3 +199,9 @@ mod tests {
         );
     }
 }
+
+/// SHA-256, through the provider (either backend).
+pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
+    (provider().key_utils.compute_digest)(data, jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap_or_default()
+}

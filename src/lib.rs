@@ -96,6 +96,7 @@
 //! - [`diagnose`](mod@diagnose): every problem of a token and how to fix it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod binding;
 mod cache;
 mod claims;
 pub mod clock;

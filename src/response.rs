@@ -134,6 +134,13 @@ pub struct ChallengeParams<'a> {
     /// `resource_metadata="…"`, the URL of the RFC 9728 metadata document
     /// ([`AuthConfigBuilder::resource_metadata`](crate::AuthConfigBuilder::resource_metadata)).
     pub resource_metadata: Option<&'a str>,
+    /// With DPoP ([`AuthConfigBuilder::dpop`](crate::AuthConfigBuilder::dpop)): the accepted
+    /// proof algorithms, sent as a `DPoP algs="…"` challenge beside (or instead of) `Bearer`.
+    pub dpop_algs: Option<&'a str>,
+    /// Only DPoP is accepted: no `Bearer` challenge.
+    pub dpop_required: bool,
+    /// The request used `Authorization: DPoP`: the error goes on the `DPoP` challenge.
+    pub dpop_request: bool,
 }
 
 impl<'a> From<&'a Parts> for ChallengeParams<'a> {
@@ -143,6 +150,11 @@ impl<'a> From<&'a Parts> for ChallengeParams<'a> {
             Some(m) => ChallengeParams {
                 realm: m.layer.realm.as_deref(),
                 resource_metadata: m.layer.resource_metadata.as_deref(),
+                dpop_algs: m.layer.dpop_algs.as_deref(),
+                dpop_required: m.layer.dpop_required,
+                dpop_request: m.layer.dpop_algs.is_some()
+                    && crate::binding::Scheme::of(parts, "authorization")
+                        == crate::binding::Scheme::Dpop,
             },
             None => ChallengeParams::default(),
         }
@@ -154,7 +166,7 @@ impl<'a> From<Option<&'a str>> for ChallengeParams<'a> {
     fn from(realm: Option<&'a str>) -> Self {
         ChallengeParams {
             realm,
-            resource_metadata: None,
+            ..ChallengeParams::default()
         }
     }
 }
@@ -234,6 +246,7 @@ where
 /// let params = ChallengeParams {
 ///     realm: Some("mcp"),
 ///     resource_metadata: Some("https://api.example.com/.well-known/oauth-protected-resource/mcp"),
+///     ..ChallengeParams::default()
 /// };
 /// let v = www_authenticate(&AuthError::new(Reason::Missing), params).unwrap();
 /// assert_eq!(
@@ -249,28 +262,49 @@ pub fn www_authenticate<'a>(
     if reason.is_unavailable() {
         return None;
     }
+    let error_scope = error.required_scopes();
     let params = params.into();
-    let mut v = String::from("Bearer");
-    let mut sep = " ";
-    if let Some(realm) = params.realm {
-        let _ = write!(v, "{sep}realm=\"{}\"", sanitize(realm));
-        sep = ", ";
-    }
-    if let Some(code) = reason.bearer_error() {
-        let _ = write!(
-            v,
-            "{sep}error=\"{code}\", error_description=\"{}\"",
-            reason.description()
-        );
-        if reason == Reason::InsufficientScope {
-            if let Some(scope) = error.required_scopes() {
-                let _ = write!(v, ", scope=\"{}\"", sanitize(scope));
-            }
+    // With DPoP, the error goes on the scheme it is about: the DPoP challenge for a proof
+    // problem, for a request that used DPoP, or when only DPoP is accepted.
+    let error_on_dpop = params.dpop_algs.is_some()
+        && (reason == Reason::InvalidDpopProof || params.dpop_request || params.dpop_required);
+    let mut v = String::new();
+    let challenge = |v: &mut String, scheme: &str, algs: Option<&str>, error: bool| {
+        if !v.is_empty() {
+            v.push_str(", ");
         }
-        sep = ", ";
+        v.push_str(scheme);
+        let mut sep = " ";
+        if let Some(realm) = params.realm {
+            let _ = write!(v, "{sep}realm=\"{}\"", sanitize(realm));
+            sep = ", ";
+        }
+        if let Some(algs) = algs {
+            let _ = write!(v, "{sep}algs=\"{algs}\"");
+            sep = ", ";
+        }
+        if let Some(code) = reason.bearer_error().filter(|_| error) {
+            let _ = write!(
+                v,
+                "{sep}error=\"{code}\", error_description=\"{}\"",
+                reason.description()
+            );
+            if reason == Reason::InsufficientScope {
+                if let Some(scope) = error_scope {
+                    let _ = write!(v, ", scope=\"{}\"", sanitize(scope));
+                }
+            }
+            sep = ", ";
+        }
+        if let Some(url) = params.resource_metadata {
+            let _ = write!(v, "{sep}resource_metadata=\"{}\"", sanitize(url));
+        }
+    };
+    if !params.dpop_required {
+        challenge(&mut v, "Bearer", None, !error_on_dpop);
     }
-    if let Some(url) = params.resource_metadata {
-        let _ = write!(v, "{sep}resource_metadata=\"{}\"", sanitize(url));
+    if let Some(algs) = params.dpop_algs {
+        challenge(&mut v, "DPoP", Some(algs), error_on_dpop);
     }
     HeaderValue::from_str(&v).ok()
 }
@@ -435,6 +469,7 @@ mod axum_responses {
                     super::ChallengeParams {
                         realm: realm.as_deref(),
                         resource_metadata: resource_metadata.as_deref(),
+                        ..super::ChallengeParams::default()
                     },
                 ),
                 other => {

@@ -132,6 +132,33 @@ impl TokenSource for Bearer {
     }
 }
 
+/// `Authorization` with the `Bearer` and/or `DPoP` scheme: the default source when DPoP is
+/// configured ([`AuthConfigBuilder::dpop`](crate::AuthConfigBuilder::dpop)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Authorization {
+    pub(crate) bearer: bool,
+    pub(crate) dpop: bool,
+}
+
+impl TokenSource for Authorization {
+    fn find<'r>(&self, parts: &'r Parts) -> Result<Option<Cow<'r, str>>, AuthError> {
+        let twice = "two Authorization headers";
+        if self.dpop {
+            if let Some(token) = find_in_header(parts, &AUTHORIZATION, Some("dpop"), twice)? {
+                return Ok(Some(token));
+            }
+        }
+        if self.bearer {
+            return find_in_header(parts, &AUTHORIZATION, Some("bearer"), twice);
+        }
+        Ok(None)
+    }
+
+    fn name(&self) -> &'static str {
+        "authorization"
+    }
+}
+
 /// A named header source; see [`header()`] and [`header_with_scheme()`].
 #[derive(Clone, Debug)]
 pub struct HeaderSource {

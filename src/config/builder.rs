@@ -56,6 +56,7 @@ pub struct AuthConfigBuilder {
     metadata: Option<ResourceMetadata>,
     #[cfg(feature = "remote")]
     introspection: Option<crate::introspection::Introspection>,
+    dpop: Option<crate::binding::Dpop>,
 }
 
 impl Default for AuthConfigBuilder {
@@ -82,6 +83,7 @@ impl Default for AuthConfigBuilder {
             metadata: None,
             #[cfg(feature = "remote")]
             introspection: None,
+            dpop: None,
         }
     }
 }
@@ -350,6 +352,28 @@ impl AuthConfigBuilder {
         self
     }
 
+    /// Accepts DPoP (RFC 9449) sender-constrained tokens: [`Dpop::allowed`](crate::binding::Dpop::allowed)
+    /// (DPoP and bearer) or [`Dpop::required`](crate::binding::Dpop::required). With the
+    /// default sources, `Authorization: DPoP <token>` is then read too (only it, when
+    /// required). See [`binding`](crate::binding).
+    ///
+    /// ```
+    /// use tower_token_auth::{binding::Dpop, AuthConfig, Keys};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://login.example.com")
+    ///     .audience("api")
+    ///     .dpop(Dpop::required().base_url("https://api.example.com"))
+    ///     .build()?;
+    /// # let _ = cfg;
+    /// # Ok::<(), tower_token_auth::ConfigError>(())
+    /// ```
+    pub fn dpop(mut self, dpop: crate::binding::Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// Checks the configuration and builds it.
     ///
     /// # Errors
@@ -483,10 +507,19 @@ impl AuthConfigBuilder {
                 }
             }
         }
-        let sources = if self.sources.is_empty() {
-            vec![Arc::new(Bearer) as Arc<dyn TokenSource>]
-        } else {
-            self.sources
+        let dpop = self
+            .dpop
+            .as_ref()
+            .map(crate::binding::Dpop::build)
+            .transpose()?;
+        let sources = match (self.sources.is_empty(), &self.dpop) {
+            (true, None) => vec![Arc::new(Bearer) as Arc<dyn TokenSource>],
+            // With DPoP, the default source reads the DPoP scheme too (only it, if required).
+            (true, Some(d)) => vec![Arc::new(crate::source::Authorization {
+                bearer: !d.required,
+                dpop: true,
+            }) as Arc<dyn TokenSource>],
+            (false, _) => self.sources,
         };
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(300);
         let metadata = match self.metadata {
@@ -523,6 +556,7 @@ impl AuthConfigBuilder {
                 roles_claim: self.roles_claim.split('.').map(str::to_owned).collect(),
                 metadata,
                 last_header: Default::default(),
+                dpop,
                 #[cfg(feature = "remote")]
                 introspection,
                 revocation: self.revocation.map(|store| {

@@ -75,6 +75,8 @@ pub(crate) struct ConfigInner {
     pub(crate) metadata: Option<BuiltMetadata>,
     /// The last token header parsed, for the next token with the same one.
     pub(crate) last_header: crate::jws::LastHeader,
+    /// DPoP (RFC 9449), when accepted.
+    pub(crate) dpop: Option<crate::binding::DpopChecker>,
     /// The one introspecting issuer: its trust's index and its introspector.
     #[cfg(feature = "remote")]
     pub(crate) introspection: Option<(usize, Arc<crate::introspection::Introspector>)>,

@@ -59,6 +59,7 @@ impl ConfigInner {
             roles_claim: self.roles_claim.clone(),
             metadata: None,
             last_header: Default::default(),
+            dpop: None,
             #[cfg(feature = "remote")]
             introspection: self.introspection.clone(),
         }

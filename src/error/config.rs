@@ -120,6 +120,9 @@ pub enum ConfigError {
     /// Introspection options that cannot work.
     #[error("introspection: {0}")]
     InvalidIntrospection(&'static str),
+    /// DPoP options that cannot work.
+    #[error("DPoP: {0}")]
+    InvalidDpop(&'static str),
     /// Two issuers introspect.
     #[error("only one issuer may introspect tokens (an opaque token names no issuer, and would be sent to every provider): keep .introspection(..) on one issuer")]
     SeveralIntrospections,

@@ -73,11 +73,21 @@ pub enum Reason {
     /// The introspection endpoint could not be asked or gave no usable answer (down, timeout,
     /// an error status, garbage, an answer over the size limit).
     IntrospectionUnavailable,
+    /// The token is bound to a key or certificate (`cnf`) and was sent without proof of
+    /// possession: a DPoP-bound token sent as `Bearer`, or a binding this crate cannot check
+    /// (see [`binding`](crate::binding)).
+    BoundToken,
+    /// The token is bound to a client certificate (`cnf["x5t#S256"]`) and the request came
+    /// without it, or with another one (RFC 8705).
+    CertificateMismatch,
+    /// The DPoP proof is missing, malformed or does not fit the request or token (RFC 9449);
+    /// the problem's subject names the check.
+    InvalidDpopProof,
 }
 
 impl Reason {
     /// Every reason, in the order of [`Reason::precedence`] (most decisive first).
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 23] = [
         Reason::KeysUnavailable,
         Reason::RevocationUnavailable,
         Reason::IntrospectionUnavailable,
@@ -97,6 +107,9 @@ impl Reason {
         Reason::MissingClaim,
         Reason::InvalidClaim,
         Reason::Revoked,
+        Reason::BoundToken,
+        Reason::CertificateMismatch,
+        Reason::InvalidDpopProof,
         Reason::InsufficientScope,
     ];
 
@@ -123,6 +136,9 @@ impl Reason {
             Reason::RevocationUnavailable => "revocation_unavailable",
             Reason::Inactive => "inactive",
             Reason::IntrospectionUnavailable => "introspection_unavailable",
+            Reason::BoundToken => "bound_token",
+            Reason::CertificateMismatch => "certificate_mismatch",
+            Reason::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 
@@ -161,6 +177,7 @@ impl Reason {
             | Reason::IntrospectionUnavailable => None,
             Reason::InvalidRequest => Some("invalid_request"),
             Reason::InsufficientScope => Some("insufficient_scope"),
+            Reason::InvalidDpopProof => Some("invalid_dpop_proof"),
             _ => Some("invalid_token"),
         }
     }
@@ -188,6 +205,9 @@ impl Reason {
             Reason::RevocationUnavailable => "Revocation check unavailable",
             Reason::Inactive => "Token not active",
             Reason::IntrospectionUnavailable => "Token introspection unavailable",
+            Reason::BoundToken => "Proof of possession required",
+            Reason::CertificateMismatch => "Client certificate mismatch",
+            Reason::InvalidDpopProof => "Invalid DPoP proof",
         }
     }
 
@@ -223,6 +243,13 @@ impl Reason {
             Reason::IntrospectionUnavailable => {
                 "The token could not be checked with its issuer right now; retry later."
             }
+            Reason::BoundToken => {
+                "The token is bound to a key or certificate; send it with proof of possession (DPoP or the bound client certificate)."
+            }
+            Reason::CertificateMismatch => {
+                "The token is bound to a client certificate that this connection did not present."
+            }
+            Reason::InvalidDpopProof => "The DPoP proof is missing or invalid for this request.",
         }
     }
 

@@ -204,3 +204,52 @@ pub(super) fn jwk_key(jwk: &Jwk) -> Result<Option<VerifyingKey>, &'static str> {
         prepared: Vec::new(),
     }))
 }
+
+/// A key sent by a client (a DPoP proof's `jwk` header): public only, for signatures, and its
+/// RFC 7638 thumbprint. The rules of a published set apply: no `oct` key, no private member.
+pub(crate) fn client_jwk(
+    value: &serde_json::Value,
+) -> Result<(VerifyingKey, String), &'static str> {
+    if !value.is_object() {
+        return Err("jwk is not a JSON object");
+    }
+    if let Some(why) = refused_in_public_set(value) {
+        return Err(why);
+    }
+    let thumbprint = thumbprint(value)?;
+    let mut value = value.clone();
+    normalize_jwk_alg(&mut value);
+    let jwk = serde_json::from_value::<Jwk>(value).map_err(|_| "jwk is not a valid JWK")?;
+    match jwk_key(&jwk)? {
+        Some(key) => Ok((key, thumbprint)),
+        None => Err("jwk is not a signature key"),
+    }
+}
+
+/// The RFC 7638 thumbprint of a public JWK: base64url SHA-256 of its required members in
+/// lexicographic order, as JSON without whitespace.
+pub(crate) fn thumbprint(jwk: &serde_json::Value) -> Result<String, &'static str> {
+    let members: &[&str] = match jwk.get("kty").and_then(serde_json::Value::as_str) {
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("RSA") => &["e", "kty", "n"],
+        Some("OKP") => &["crv", "kty", "x"],
+        _ => return Err("jwk kty must be EC, RSA or OKP"),
+    };
+    // Written by hand in the listed (lexicographic) order: a map's order depends on
+    // serde_json's features.
+    let mut json = String::from("{");
+    for (i, m) in members.iter().enumerate() {
+        let Some(serde_json::Value::String(v)) = jwk.get(*m) else {
+            return Err("jwk lacks a required member");
+        };
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&serde_json::to_string(m).map_err(|_| "jwk")?);
+        json.push(':');
+        json.push_str(&serde_json::to_string(v).map_err(|_| "jwk")?);
+    }
+    json.push('}');
+    let json = json.into_bytes();
+    Ok(URL_SAFE_NO_PAD.encode(crate::crypto::sha256(&json)))
+}

@@ -37,6 +37,7 @@ mod set;
 mod status;
 
 pub(crate) use algs::AlgSet;
+pub(crate) use jwk::client_jwk;
 pub(crate) use set::{KeySet, Lookup};
 pub(crate) use status::KeyInfo;
 pub use status::KeyStatus;

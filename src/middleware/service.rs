@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use super::future::{CheckFuture, ResponseFuture};
 use super::layer::{Mode, TokenAuthLayer};
+use crate::binding::Presented;
 use crate::cache::TokenCache;
 use crate::claims::{LayerInfo, LayerMarker};
 use crate::config::AuthConfig;
@@ -39,6 +40,18 @@ impl<S, T: 'static, R> TokenAuth<S, T, R> {
             claims_type: std::any::type_name::<T>(),
             realm: layer.config.realm().map(Arc::from),
             resource_metadata: layer.config.resource_metadata_url().map(Arc::from),
+            dpop_algs: layer
+                .config
+                .inner
+                .dpop
+                .as_ref()
+                .map(|d| Arc::from(d.algs.as_str())),
+            dpop_required: layer
+                .config
+                .inner
+                .dpop
+                .as_ref()
+                .is_some_and(|d| d.options.required),
         });
         TokenAuth {
             inner,
@@ -201,7 +214,10 @@ where
                 Mode::Required => Err(AuthError::new(Reason::Missing)),
                 Mode::Optional | Mode::AnonymousOnInvalid => Ok(None),
             }),
-            Ok(Some((token, source))) => self.check(&token, source),
+            Ok(Some((token, source))) => {
+                let presented = Presented::of(&parts, source, cfg.dpop.as_ref());
+                self.check(&token, source, presented)
+            }
         };
         let held = Held {
             parts,
@@ -251,10 +267,10 @@ where
 
     /// The pipeline for a found token: done now, or a future for what must wait (remote
     /// keys, the revocation store, or the development option's diagnosis).
-    fn check(&self, token: &str, source: &'static str) -> Next<T> {
+    fn check(&self, token: &str, source: &'static str, presented: Presented) -> Next<T> {
         let cfg = &self.config.inner;
         let pipeline = Pipeline::new(cfg, self.cache.as_deref());
-        let rest = match pipeline.start(token) {
+        let rest = match pipeline.start(token, presented) {
             Progress::Done(Ok(verified)) => {
                 let admitted = pipeline.admit(token, verified, &cfg.roles_claim);
                 return Next::Now(admitted.map(Some).map_err(|e| e.with_source_label(source)));

@@ -2,8 +2,8 @@
 //! [`AuthConfig::validate`] and [`diagnose`](crate::diagnose()).
 //!
 //! ```text
-//! token → cache → keys → signature → claims → user checks → revocation → verified
-//!         cache.rs  └──────────── validate.rs ───────────┘   revocation/
+//! token → cache → keys → signature → claims → user checks → revocation → binding → verified
+//!         cache.rs  └──────────── validate.rs ───────────┘   revocation/  binding/
 //!    └─ not a JWS → introspection → claims → user checks ─┘
 //!                   introspection/   validate.rs
 //! ```
@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::binding::{Presented, Scheme};
 use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
@@ -59,6 +60,7 @@ pub(crate) enum Progress<T> {
 pub(crate) struct Rest {
     token: String,
     waiting: Waiting,
+    presented: Presented,
 }
 
 enum Waiting {
@@ -76,26 +78,32 @@ impl<'a, T> Pipeline<'a, T> {
         Pipeline { cfg, cache }
     }
 
-    /// Runs every step that needs no await.
-    pub(crate) fn start(&self, token: &str) -> Progress<T> {
+    /// Runs every step that needs no await, for a token presented as `presented` says.
+    pub(crate) fn start(&self, token: &str, presented: Presented) -> Progress<T> {
         let cfg = self.cfg;
         if let Some(cache) = self.cache {
             match cached(cache, cfg, token) {
-                Some(Ok(entry)) => return Progress::Done(Ok(Verified::Cached(entry))),
+                Some(Ok(entry)) => {
+                    let bound = binding_step(cfg, token, entry.cnf.as_deref(), &presented);
+                    return Progress::Done(bound.map(|()| Verified::Cached(entry)));
+                }
                 Some(Err(e)) => return Progress::Done(Err(e.with_fingerprint(token))),
                 None => {}
             }
         }
         #[cfg(feature = "remote")]
-        if let Some(progress) = introspect(cfg, token) {
-            return progress;
-        }
+        let presented = match introspect(cfg, token, presented) {
+            Ok(progress) => return progress,
+            Err(presented) => presented,
+        };
         let accepted = match validate_step(cfg, token, true) {
             Step::Done(Ok(accepted)) => accepted,
             Step::Done(Err(e)) => return Progress::Done(Err(e.with_fingerprint(token))),
-            Step::Wait(pending) => return Progress::Wait(Rest::new(token, Waiting::Keys(pending))),
+            Step::Wait(pending) => {
+                return Progress::Wait(Rest::new(token, Waiting::Keys(pending), presented))
+            }
         };
-        revocation_step(cfg, token, accepted)
+        revocation_step(cfg, token, accepted, presented)
     }
 
     /// What handlers read: the claims as `T` and the grants. A fresh token is deserialized
@@ -138,6 +146,7 @@ impl<'a, T> Pipeline<'a, T> {
                 sub: facts.sub,
                 iat: facts.iat,
                 checked,
+                cnf: facts.cnf,
             };
             cache.insert(token, Arc::clone(&claims), grants.clone(), facts);
         }
@@ -146,10 +155,11 @@ impl<'a, T> Pipeline<'a, T> {
 }
 
 impl Rest {
-    fn new(token: &str, waiting: Waiting) -> Self {
+    fn new(token: &str, waiting: Waiting, presented: Presented) -> Self {
         Rest {
             token: token.to_owned(),
             waiting,
+            presented,
         }
     }
 
@@ -185,48 +195,84 @@ impl Rest {
             };
             asked.map_err(|e| e.with_fingerprint(token))?;
         }
+        binding_step(cfg, token, accepted.facts.cnf.as_deref(), &self.presented)?;
         Ok(accepted)
     }
 }
 
-/// The revocation step of a verified token: the local answer, or the store to ask.
-fn revocation_step<T>(cfg: &ConfigInner, token: &str, accepted: Accepted) -> Progress<T> {
+/// The binding step (sender-constrained tokens): a bound token only with its proof.
+fn binding_step(
+    cfg: &ConfigInner,
+    token: &str,
+    cnf: Option<&crate::binding::Cnf>,
+    presented: &Presented,
+) -> Result<(), AuthError> {
+    // The common case, checked first: an unbound token presented as bearer.
+    if cnf.is_none() && presented.scheme == Scheme::Bearer {
+        return Ok(());
+    }
+    let now = cfg.clock.now();
+    crate::binding::check(cfg.dpop.as_ref(), token, cnf, presented, now, cfg.leeway)
+        .map_err(|e| e.with_fingerprint(token))
+}
+
+/// The revocation step of a verified token (the local answer, or the store to ask), then
+/// the binding step.
+fn revocation_step<T>(
+    cfg: &ConfigInner,
+    token: &str,
+    accepted: Accepted,
+    presented: Presented,
+) -> Progress<T> {
     match cfg
         .revocation
         .as_ref()
         .map(|r| r.local(&accepted.facts.token_ref()))
     {
-        None | Some(Local::Pass) => Progress::Done(Ok(Verified::Fresh(accepted))),
+        None | Some(Local::Pass) => {
+            let bound = binding_step(cfg, token, accepted.facts.cnf.as_deref(), &presented);
+            Progress::Done(bound.map(|()| Verified::Fresh(accepted)))
+        }
         Some(Local::Reject(e)) => Progress::Done(Err(e.with_fingerprint(token))),
-        Some(Local::Ask) => Progress::Wait(Rest::new(token, Waiting::Revocation(accepted))),
+        Some(Local::Ask) => {
+            Progress::Wait(Rest::new(token, Waiting::Revocation(accepted), presented))
+        }
     }
 }
 
-/// The introspection step, for a token that goes to introspection (`None` otherwise): the
-/// cached answer checked now, or the call to wait for.
+/// The introspection step, for a token that goes to introspection (the presentation given
+/// back otherwise): the cached answer checked now, or the call to wait for.
 #[cfg(feature = "remote")]
-fn introspect<T>(cfg: &ConfigInner, token: &str) -> Option<Progress<T>> {
+fn introspect<T>(
+    cfg: &ConfigInner,
+    token: &str,
+    presented: Presented,
+) -> Result<Progress<T>, Presented> {
     use crate::introspection::Lookup;
-    let (index, introspector) = cfg.introspection.as_ref()?;
+    let Some((index, introspector)) = cfg.introspection.as_ref() else {
+        return Err(presented);
+    };
     // The length cap first, as for every token (validation reports it).
     if token.len() > cfg.max_token_len || !introspector.takes(token) {
-        return None;
+        return Err(presented);
     }
-    Some(match introspector.lookup(token) {
+    Ok(match introspector.lookup(token) {
         Lookup::Now(answer) => match check_introspected(cfg, *index, answer) {
-            Ok(accepted) => revocation_step(cfg, token, accepted),
+            Ok(accepted) => revocation_step(cfg, token, accepted, presented),
             Err(e) => Progress::Done(Err(e.with_fingerprint(token))),
         },
-        Lookup::Wait(flight) => {
-            Progress::Wait(Rest::new(token, Waiting::Introspection(*index, flight)))
-        }
+        Lookup::Wait(flight) => Progress::Wait(Rest::new(
+            token,
+            Waiting::Introspection(*index, flight),
+            presented,
+        )),
     })
 }
 
 /// The whole pipeline without a cache, awaited: the verified claims (the payload JSON).
 async fn verify(cfg: &ConfigInner, token: &str) -> Result<String, AuthError> {
     let pipeline: Pipeline<'_, std::convert::Infallible> = Pipeline::new(cfg, None);
-    let accepted = match pipeline.start(token) {
+    let accepted = match pipeline.start(token, Presented::default()) {
         Progress::Done(Ok(Verified::Fresh(accepted))) => accepted,
         // No cache, so no entry: `Infallible` claims cannot exist.
         Progress::Done(Ok(Verified::Cached(entry))) => match *entry.claims {},

@@ -32,6 +32,8 @@ pub(crate) struct Facts {
     pub(crate) jti: Option<Box<str>>,
     pub(crate) iss: Option<Box<str>>,
     pub(crate) sub: Option<Box<str>>,
+    /// The token's confirmation (`cnf`), when it is bound to a key or certificate.
+    pub(crate) cnf: Option<std::sync::Arc<crate::binding::Cnf>>,
 }
 
 impl Facts {
@@ -204,6 +206,19 @@ fn claims_step(
     mut problems: Vec<Problem>,
 ) -> Result<(Facts, Option<std::sync::Arc<ClaimsMap>>), Vec<Problem>> {
     check_claims(cfg, trust, claims, now, &mut problems);
+    // A bound token's confirmation, read only when there is one (a second look at the
+    // claims, for bound tokens only).
+    let cnf = if claims.has("cnf") {
+        match crate::binding::Cnf::of_claims(json) {
+            Ok(cnf) => cnf,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        }
+    } else {
+        None
+    };
     // User checks read the claims by name: a map, built only when there are checks.
     let checked = if cfg.checks.is_empty() {
         None
@@ -224,6 +239,7 @@ fn claims_step(
         jti: text(&claims.jti),
         iss: text(&claims.iss),
         sub: text(&claims.sub),
+        cnf,
     };
     Ok((facts, checked))
 }

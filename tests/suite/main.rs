@@ -22,6 +22,8 @@ mod diagnose;
 mod diagnosis_responses;
 #[cfg(feature = "diagnose")]
 mod doctor_cli;
+#[cfg(feature = "remote")]
+mod dpop;
 mod examples_help;
 mod extractors;
 mod fuzz_regressions;
@@ -37,7 +39,7 @@ mod modes;
 #[cfg(feature = "metrics")]
 mod observability;
 #[cfg(feature = "remote")]
-mod oidc_provider;
+pub(crate) mod oidc_provider;
 mod plain_services;
 mod proptests;
 mod reasons;

@@ -42,10 +42,10 @@ const RS_CLIENT_ID: &str = "api-client";
 const RS_CLIENT_SECRET: &str = "api-secret";
 const INSTALL_HINT: &str = "run `npm ci --prefix tests/oidc` (node 20 or later is needed)";
 
-/// The node provider, killed when dropped.
-struct Provider {
+/// The node provider, killed when dropped (also used by `dpop.rs`).
+pub(crate) struct Provider {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Provider {
@@ -124,7 +124,7 @@ impl Provider {
     /// that share it change nothing another test relies on (each revokes or lets expire only
     /// tokens it got itself), and a node start costs ~0.6 s of CPU. Never dropped: it exits
     /// with this process, when its stdin closes.
-    fn shared() -> &'static Provider {
+    pub(crate) fn shared() -> &'static Provider {
         static SHARED: OnceLock<Provider> = OnceLock::new();
         SHARED.get_or_init(Provider::start)
     }
