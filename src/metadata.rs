@@ -92,6 +92,11 @@ pub struct ResourceMetadata {
     resource_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_documentation: Option<String>,
+    /// RFC 9728 §2: set from the configuration's DPoP options.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dpop_signing_alg_values_supported: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dpop_bound_access_tokens_required: bool,
 }
 
 impl ResourceMetadata {
@@ -104,6 +109,8 @@ impl ResourceMetadata {
             bearer_methods_supported: Vec::new(),
             resource_name: None,
             resource_documentation: None,
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: false,
         }
     }
 
@@ -135,7 +142,13 @@ impl ResourceMetadata {
     pub(crate) fn build(
         mut self,
         bearer_methods: Vec<&'static str>,
+        dpop: Option<&crate::binding::Dpop>,
     ) -> Result<BuiltMetadata, ConfigError> {
+        if let Some(d) = dpop {
+            self.dpop_signing_alg_values_supported =
+                d.algorithms.iter().map(|a| format!("{a:?}")).collect();
+            self.dpop_bound_access_tokens_required = d.required;
+        }
         let Some(rest) = self.resource.strip_prefix("https://").or_else(|| {
             self.resource
                 .strip_prefix("http://")

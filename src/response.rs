@@ -267,7 +267,9 @@ pub fn www_authenticate<'a>(
     // With DPoP, the error goes on the scheme it is about: the DPoP challenge for a proof
     // problem, for a request that used DPoP, or when only DPoP is accepted.
     let error_on_dpop = params.dpop_algs.is_some()
-        && (reason == Reason::InvalidDpopProof || params.dpop_request || params.dpop_required);
+        && (matches!(reason, Reason::InvalidDpopProof | Reason::UseDpopNonce)
+            || params.dpop_request
+            || params.dpop_required);
     let mut v = String::new();
     let challenge = |v: &mut String, scheme: &str, algs: Option<&str>, error: bool| {
         if !v.is_empty() {
@@ -390,6 +392,11 @@ pub fn problem_response<'a, B: From<Bytes>>(
     );
     if let Some(v) = www_authenticate(error, params) {
         headers.insert(WWW_AUTHENTICATE, v);
+    }
+    if let Some(nonce) = error.facts().dpop_nonce.as_deref() {
+        if let Ok(v) = HeaderValue::from_str(nonce) {
+            headers.insert(http::HeaderName::from_static("dpop-nonce"), v);
+        }
     }
     if error.reason().is_unavailable() {
         let secs = error.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);

@@ -958,7 +958,11 @@ fn introspection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
     let opaque = bearer("dGhpcyBpcyBhbiBvcGFxdWUgYWNjZXNzIHRva2VuIG9mIDQzIGJ5dGVz");
     let jwt = bearer(&accepted_token(&alg.key, "bench-1"));
     let mut svc = layer.layer(service_fn(echo));
-    check(&call(&io, &mut svc, request(Some(&opaque))), Expect::Ok, "opaque first call");
+    check(
+        &call(&io, &mut svc, request(Some(&opaque))),
+        Expect::Ok,
+        "opaque first call",
+    );
     let want = |v: &str| only.is_none_or(|o| o == v);
     let mut out: Group = Vec::new();
     if want("jwt_warm") {

@@ -18,6 +18,7 @@ use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
+use super::htu::{forwarded_origin, Htu};
 use crate::error::{AuthError, Problem, Reason};
 
 /// The proof algorithms accepted by default: asymmetric only.
@@ -69,6 +70,7 @@ pub struct Dpop {
     pub(crate) forwarded: bool,
     pub(crate) replay_capacity: usize,
     pub(crate) accept_unbound: bool,
+    pub(crate) nonce: Option<Duration>,
 }
 
 impl Dpop {
@@ -81,6 +83,7 @@ impl Dpop {
             forwarded: false,
             replay_capacity: 100_000,
             accept_unbound: false,
+            nonce: None,
         }
     }
 
@@ -140,6 +143,15 @@ impl Dpop {
         self
     }
 
+    /// Requires server-provided nonces (RFC 9449 §9): a proof must carry the current nonce,
+    /// else the request gets `use_dpop_nonce` (401) with the nonce in `DPoP-Nonce`. Nonces are
+    /// stateless (a keyed hash of the time slot), change every `rotation`, and the previous
+    /// one is still accepted, so a nonce lives between one and two rotations.
+    pub fn use_nonce(mut self, rotation: Duration) -> Self {
+        self.nonce = Some(rotation);
+        self
+    }
+
     pub(crate) fn build(&self) -> Result<DpopChecker, crate::error::ConfigError> {
         use crate::error::ConfigError;
         if self.algorithms.is_empty()
@@ -152,9 +164,12 @@ impl Dpop {
                 "the proof algorithms must be asymmetric (no HS256/384/512) and not empty",
             ));
         }
-        if self.max_age.is_zero() || self.replay_capacity == 0 {
+        if self.max_age.is_zero()
+            || self.replay_capacity == 0
+            || self.nonce.is_some_and(|r| r.as_secs() == 0)
+        {
             return Err(ConfigError::InvalidDpop(
-                "max_age and replay_capacity must be above zero",
+                "max_age, replay_capacity and the nonce rotation (whole seconds) must be above zero",
             ));
         }
         let base = match &self.base_url {
@@ -173,11 +188,16 @@ impl Dpop {
             .map(|a| format!("{a:?}"))
             .collect::<Vec<_>>()
             .join(" ");
+        let mut nonce_key = [0u8; 32];
+        if self.nonce.is_some() && getrandom::fill(&mut nonce_key).is_err() {
+            return Err(ConfigError::InvalidDpop("no randomness for the nonce key"));
+        }
         Ok(DpopChecker {
             options: self.clone(),
             base,
             algs,
             replay: Mutex::new(HashMap::new()),
+            nonce_key,
         })
     }
 }
@@ -190,6 +210,8 @@ pub(crate) struct DpopChecker {
     pub(crate) algs: String,
     /// Proofs seen: SHA-256 of (`jkt`, `jti`) → until when they are remembered.
     replay: Mutex<HashMap<[u8; 32], i64>>,
+    /// The secret of the stateless nonces, drawn at start-up.
+    nonce_key: [u8; 32],
 }
 
 /// The scheme the token came with.
@@ -308,6 +330,18 @@ impl DpopChecker {
         let checked = self
             .verify(proof, token, request, now, leeway)
             .map_err(fail)?;
+        if let Some(rotation) = self.options.nonce {
+            let slot = now / i64::try_from(rotation.as_secs()).unwrap_or(i64::MAX).max(1);
+            let fresh = [slot, slot - 1].map(|s| self.nonce_for(s));
+            if !checked.nonce.as_ref().is_some_and(|n| fresh.contains(n)) {
+                let mut err = AuthError::from_problems(
+                    vec![Problem::about(Reason::UseDpopNonce, "nonce")],
+                    Default::default(),
+                );
+                err.set_dpop_nonce(fresh[0].clone());
+                return Err(err);
+            }
+        }
         if let Some(jkt) = jkt {
             // Both are base64url of a SHA-256: public values, compared exactly.
             if checked.thumbprint != jkt {
@@ -315,6 +349,15 @@ impl DpopChecker {
             }
         }
         self.remember(&checked, now, leeway).map_err(fail)
+    }
+
+    /// The nonce of a time slot: base64url of a keyed SHA-256 (the key is secret; the input
+    /// has a fixed length).
+    fn nonce_for(&self, slot: i64) -> String {
+        let mut input = Vec::with_capacity(40);
+        input.extend_from_slice(&self.nonce_key);
+        input.extend_from_slice(&slot.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(&crate::crypto::sha256(&input)[..16])
     }
 
     /// Every check of the proof but replay.
@@ -365,6 +408,7 @@ impl DpopChecker {
             htu: Option<Value>,
             iat: Option<Value>,
             ath: Option<Value>,
+            nonce: Option<Value>,
         }
         let payload = URL_SAFE_NO_PAD.decode(jws.payload).map_err(|_| "dpop")?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| "dpop")?;
@@ -402,6 +446,7 @@ impl DpopChecker {
             thumbprint,
             jti,
             iat,
+            nonce: text(&claims.nonce),
         })
     }
 
@@ -445,100 +490,5 @@ struct Checked {
     thumbprint: String,
     jti: String,
     iat: i64,
-}
-
-/// A URL normalized for `htu` comparison (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3): scheme and
-/// host lower-case, the default port removed, an empty path as `/`; query and fragment are
-/// dropped by [`without_query`](Htu::without_query).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Htu {
-    scheme: String,
-    authority: String,
-    path_and_more: String,
-}
-
-impl Htu {
-    fn parse(url: &str) -> Option<Htu> {
-        let (scheme, rest) = url.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme != "https" && scheme != "http" {
-            return None;
-        }
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        if authority.is_empty() || authority.contains('@') {
-            return None;
-        }
-        let mut authority = authority.to_ascii_lowercase();
-        let default_port = if scheme == "https" { ":443" } else { ":80" };
-        if let Some(host) = authority.strip_suffix(default_port) {
-            authority = host.to_owned();
-        }
-        let path = if path.is_empty() || path.starts_with(['?', '#']) {
-            format!("/{path}")
-        } else {
-            path.to_owned()
-        };
-        Some(Htu {
-            scheme,
-            authority,
-            path_and_more: path,
-        })
-    }
-
-    fn without_query(mut self) -> Htu {
-        if let Some(i) = self.path_and_more.find(['?', '#']) {
-            self.path_and_more.truncate(i);
-        }
-        self
-    }
-}
-
-/// `scheme://host` from the first `Forwarded` element, else `X-Forwarded-Proto` and
-/// `X-Forwarded-Host`.
-fn forwarded_origin(headers: &http::HeaderMap) -> Option<String> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(fwd) = header("forwarded") {
-        let first = fwd.split(',').next().unwrap_or("");
-        let mut proto = None;
-        let mut host = None;
-        for pair in first.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
-                let v = v.trim_matches('"');
-                match k.to_ascii_lowercase().as_str() {
-                    "proto" => proto = Some(v.to_owned()),
-                    "host" => host = Some(v.to_owned()),
-                    _ => {}
-                }
-            }
-        }
-        if let (Some(p), Some(h)) = (proto, host) {
-            return Some(format!("{p}://{h}"));
-        }
-    }
-    let proto = header("x-forwarded-proto")?.split(',').next()?.trim();
-    let host = header("x-forwarded-host")?.split(',').next()?.trim();
-    Some(format!("{proto}://{host}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Htu;
-
-    #[test]
-    fn htu_normalization() {
-        let n = |s: &str| Htu::parse(s).map(Htu::without_query);
-        assert_eq!(
-            n("HTTPS://API.Example.com:443/me"),
-            n("https://api.example.com/me")
-        );
-        assert_eq!(n("http://h:80"), n("http://h/"));
-        assert_eq!(n("https://h/me?x=1#f"), n("https://h/me"));
-        assert_ne!(n("https://h/me"), n("https://h/Me"));
-        assert_ne!(n("https://h:8443/me"), n("https://h/me"));
-        assert_ne!(n("http://h/me"), n("https://h/me"));
-        assert_eq!(n("ftp://h/"), None);
-        assert_eq!(n("https://user@h/"), None);
-        assert_eq!(n("/relative"), None);
-    }
+    nonce: Option<String>,
 }

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::error::{AuthError, Problem, Reason};
 
 mod dpop;
+mod htu;
 mod mtls;
 
 pub use dpop::{Dpop, DEFAULT_DPOP_ALGORITHMS};

@@ -535,7 +535,7 @@ impl AuthConfigBuilder {
                         methods.push(m);
                     }
                 }
-                Some(m.build(methods)?)
+                Some(m.build(methods, self.dpop.as_ref())?)
             }
             None => None,
         };
