@@ -5,6 +5,7 @@
 //!                                [--scope SCOPE] [--allow-http] [--json]
 //!                                [--introspect [--introspect-url URL] --client-id ID
 //!                                 --client-secret-file FILE [--client-secret-post]]
+//!                                [--dpop-proof PROOF --method METHOD --url URL]
 //!
 //! key source (at most one; without one, the signature is not verified):
 //!   --jwks-url URL      a JWK set URL
@@ -29,6 +30,11 @@
 //!   --client-secret-file FILE its secret (raw bytes, trailing `\n` and `\r` removed; a file,
 //!                             so the secret is not in the process list or shell history)
 //!   --client-secret-post      send the credentials in the form (default: HTTP Basic)
+//!
+//! DPoP-bound tokens (RFC 9449):
+//!   --dpop-proof PROOF  the `DPoP` header sent with the token (`-` is not accepted here)
+//!   --method METHOD     the request's method (default GET)
+//!   --url URL           the request's absolute URL, as the client called it
 //! ```
 //!
 //! `-` reads the token from standard input. Without `--aud` (or `--iss`, unless `--issuer` is
@@ -60,6 +66,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use tower_token_auth::binding::Dpop;
 use tower_token_auth::diagnose::{diagnose_with, DiagnoseOptions};
 use tower_token_auth::introspection::Introspection;
 use tower_token_auth::keys::remote::Remote;
@@ -90,6 +97,11 @@ opaque tokens (RFC 7662 introspection):
   --client-id ID            the client that may introspect
   --client-secret-file FILE its secret (raw bytes; trailing \\n and \\r removed)
   --client-secret-post      send the credentials in the form (default: HTTP Basic)
+
+DPoP-bound tokens (RFC 9449):
+  --dpop-proof PROOF  the DPoP header sent with the token; checks it as the API would
+  --method METHOD     the request's method (default GET)
+  --url URL           the request's absolute URL, as the client called it (required with --dpop-proof)
 
 Without a key source, everything but the signature is checked and the signature is NOT verified.
 
@@ -129,6 +141,9 @@ struct Args {
     client_id: Option<String>,
     client_secret_file: Option<String>,
     client_secret_post: bool,
+    dpop_proof: Option<String>,
+    method: Option<String>,
+    url: Option<String>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -181,6 +196,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.client_secret_file = Some(value("--client-secret-file")?)
             }
             "--client-secret-post" => args.client_secret_post = true,
+            "--dpop-proof" => args.dpop_proof = Some(value("--dpop-proof")?),
+            "--method" => args.method = Some(value("--method")?),
+            "--url" => args.url = Some(value("--url")?),
             "-h" | "--help" => args.help = true,
             f if f.starts_with('-') && f != "-" => return Err(format!("unknown flag {f}")),
             _ => {
@@ -189,6 +207,12 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
         }
+    }
+    if args.dpop_proof.is_some() && args.url.is_none() {
+        return Err("--dpop-proof needs --url URL (the absolute URL the client called)".into());
+    }
+    if args.dpop_proof.is_none() && (args.method.is_some() || args.url.is_some()) {
+        return Err("--method and --url go with --dpop-proof".into());
     }
     if args.introspect {
         if args.client_id.is_none() || args.client_secret_file.is_none() {
@@ -296,6 +320,10 @@ fn build(args: &Args) -> Result<AuthConfig, String> {
         if let Some(intro) = &introspection {
             b = b.introspection(intro.clone());
         }
+        if args.dpop_proof.is_some() {
+            // The request URL is given whole: no base URL to configure.
+            b = b.dpop(Dpop::allowed());
+        }
         match b.build() {
             Ok(cfg) => return Ok(cfg),
             Err(e) => {
@@ -349,6 +377,13 @@ async fn main() -> ExitCode {
         options = options.require_scope(s);
     }
     // With introspection, an opaque token is judged by its issuer: that is a verification.
+    if let (Some(proof), Some(url)) = (&args.dpop_proof, &args.url) {
+        let method = args.method.as_deref().unwrap_or("GET");
+        let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+            return usage_error(&format!("--method {method:?} is not an HTTP method"));
+        };
+        options = options.dpop(proof, method, url);
+    }
     let keyless = args.keys.is_none() && !args.introspect;
     if keyless {
         options = options.skip_signature_check();

@@ -28,7 +28,7 @@ mod mtls;
 
 pub use dpop::{Dpop, DEFAULT_DPOP_ALGORITHMS};
 pub(crate) use dpop::{DpopChecker, Scheme};
-pub use mtls::ClientCertificate;
+pub use mtls::{AddClientCertificate, ClientCertificate, ClientCertificateLayer};
 
 /// The confirmation (`cnf`) of a bound token: what the sender must prove to hold.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -100,6 +100,19 @@ impl Presented {
             .map(ClientCertificate::sha256);
         let dpop = dpop.and_then(|d| d.request(parts, scheme));
         Presented { scheme, dpop, cert }
+    }
+}
+
+impl Presented {
+    /// `Authorization: DPoP` without a usable proof (diagnosis of inputs that cannot form a
+    /// request).
+    #[cfg_attr(not(feature = "diagnose"), allow(dead_code))]
+    pub(crate) fn dpop_without_proof() -> Presented {
+        Presented {
+            scheme: Scheme::Dpop,
+            dpop: None,
+            cert: None,
+        }
     }
 }
 

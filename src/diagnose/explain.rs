@@ -26,6 +26,8 @@ pub(super) struct Cx<'a> {
     pub(super) keys: &'a [KeyInfo],
     pub(super) remote: Option<KeyStatus>,
     pub(super) kind: Option<&'a Kind>,
+    /// The DPoP proof diagnosed with the token, with the request's method and URL.
+    pub(super) dpop: Option<&'a (String, http::Method, String)>,
 }
 
 impl Cx<'_> {
@@ -102,6 +104,29 @@ pub(super) fn explain(cx: &Cx<'_>, problem: &Problem, err: &AuthError) -> Findin
              `Retry-After` meanwhile",
         ),
         Reason::KeysUnavailable => keys_unavailable(cx, err),
+        Reason::InvalidDpopProof | Reason::UseDpopNonce | Reason::BoundToken => {
+            super::dpop::finding(cx, problem.reason(), subject)
+        }
+        Reason::CertificateMismatch => Finding::new(
+            Reason::CertificateMismatch,
+            "cnf",
+            format!(
+                "the token is bound to a client certificate (`cnf[\"x5t#S256\"]` `{}`): {}",
+                cx.claim("cnf")
+                    .and_then(|c| c.get("x5t#S256"))
+                    .and_then(Value::as_str)
+                    .map(|s| clip(s, 64))
+                    .unwrap_or_default(),
+                if subject == "no client certificate" {
+                    "the request came without one"
+                } else {
+                    "the request's certificate has another thumbprint"
+                }
+            ),
+            "send the request over mutual TLS with the certificate the token was issued for; \
+             behind a TLS-terminating proxy, have your acceptor put the forwarded certificate \
+             in the request extensions (`binding::ClientCertificate`)",
+        ),
         Reason::Inactive => Finding::new(
             Reason::Inactive,
             "active",

@@ -51,6 +51,7 @@
 //! (without a key option, it diagnoses without keys).
 
 mod claims;
+mod dpop;
 mod expiry;
 mod explain;
 mod input;
@@ -139,7 +140,13 @@ pub async fn diagnose_with(
     // What the service would answer for the text as sent, and the problems of the repaired
     // token (the same text when nothing needed repairing).
     let clean_result = match &input.clean {
-        Some(clean) => Some(view.verify(clean).await),
+        Some(clean) => {
+            let dpop = options
+                .dpop
+                .as_ref()
+                .map(|(p, m, u)| (p.as_str(), m, u.as_str()));
+            Some(view.verify_presented(clean, dpop).await)
+        }
         None => None,
     };
     let sent_error: Option<AuthError> = if input.defects.is_empty() {
@@ -189,6 +196,7 @@ pub async fn diagnose_with(
         keys: &keys,
         remote: trust.and_then(|t| t.remote_status()),
         kind: kind.as_ref(),
+        dpop: options.dpop.as_ref(),
     };
 
     let mut findings = input.defects;

@@ -13,6 +13,8 @@
 pub struct DiagnoseOptions {
     pub(super) required_scopes: Vec<String>,
     pub(super) skip_signature_check: bool,
+    /// A DPoP proof with the method and URL of the request it came with.
+    pub(super) dpop: Option<(String, http::Method, String)>,
 }
 
 impl DiagnoseOptions {
@@ -85,6 +87,41 @@ impl DiagnoseOptions {
     #[must_use]
     pub fn skip_signature_check(mut self) -> Self {
         self.skip_signature_check = true;
+        self
+    }
+
+    /// Checks the token as sent with `Authorization: DPoP` and this DPoP `proof`, for a
+    /// request of `method` to `url` (absolute: `https://api.example.com/orders`), as the layer
+    /// would: every proof check, with what was expected and what the proof says. The proof
+    /// is remembered as used (as by the layer): diagnose a copy, not a proof still to be sent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_token_auth::binding::Dpop;
+    /// use tower_token_auth::diagnose::{diagnose_with, DiagnoseOptions};
+    /// use tower_token_auth::{AuthConfig, Keys, Reason};
+    ///
+    /// let cfg = AuthConfig::builder()
+    ///     .keys(Keys::hmac([7u8; 32]))
+    ///     .issuer("https://i")
+    ///     .audience("api")
+    ///     .dpop(Dpop::allowed())
+    ///     .build()
+    ///     .unwrap();
+    /// let options = DiagnoseOptions::new().dpop("not-a-proof", http::Method::GET, "https://api.example.com/me");
+    /// # let token = "x.y.z";
+    /// let d = diagnose_with(token, &cfg, &options).await;
+    /// # let _ = d;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn dpop(
+        mut self,
+        proof: impl Into<String>,
+        method: http::Method,
+        url: impl Into<String>,
+    ) -> Self {
+        self.dpop = Some((proof.into(), method, url.into()));
         self
     }
 }

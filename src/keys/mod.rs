@@ -38,6 +38,8 @@ mod status;
 
 pub(crate) use algs::AlgSet;
 pub(crate) use jwk::client_jwk;
+#[cfg(feature = "diagnose")]
+pub(crate) use jwk::thumbprint as jwk_thumbprint;
 pub(crate) use set::{KeySet, Lookup};
 pub(crate) use status::KeyInfo;
 pub use status::KeyStatus;

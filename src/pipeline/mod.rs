@@ -270,9 +270,9 @@ fn introspect<T>(
 }
 
 /// The whole pipeline without a cache, awaited: the verified claims (the payload JSON).
-async fn verify(cfg: &ConfigInner, token: &str) -> Result<String, AuthError> {
+async fn verify(cfg: &ConfigInner, token: &str, presented: Presented) -> Result<String, AuthError> {
     let pipeline: Pipeline<'_, std::convert::Infallible> = Pipeline::new(cfg, None);
-    let accepted = match pipeline.start(token, Presented::default()) {
+    let accepted = match pipeline.start(token, presented) {
         Progress::Done(Ok(Verified::Fresh(accepted))) => accepted,
         // No cache, so no entry: `Infallible` claims cannot exist.
         Progress::Done(Ok(Verified::Cached(entry))) => match *entry.claims {},
@@ -308,7 +308,7 @@ impl AuthConfig {
     /// # }
     /// ```
     pub async fn validate<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
-        into_claims(&verify(&self.inner, token).await?)
+        into_claims(&verify(&self.inner, token, Presented::default()).await?)
     }
 }
 

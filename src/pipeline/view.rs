@@ -56,7 +56,40 @@ impl<'a> ConfigView<'a> {
     /// Runs the whole pipeline (remote keys are fetched if needed): the error the service
     /// would answer with. Without keys, the problems only a key decides are left out.
     pub(crate) async fn verify(&self, token: &str) -> Result<(), AuthError> {
-        let result = super::verify(self.cfg(), token).await.map(|_| ());
+        self.verify_presented(token, None).await
+    }
+
+    /// [`verify`](Self::verify) for a token sent with `Authorization: DPoP` and this proof,
+    /// for a request of `method` to `url`, as the layer would see it.
+    pub(crate) async fn verify_presented(
+        &self,
+        token: &str,
+        dpop: Option<(&str, &http::Method, &str)>,
+    ) -> Result<(), AuthError> {
+        let presented = match dpop {
+            None => crate::binding::Presented::default(),
+            Some((proof, method, url)) => {
+                let parts = http::Request::builder()
+                    .method(method.clone())
+                    .uri(url)
+                    .header(http::header::AUTHORIZATION, format!("DPoP {token}"))
+                    .header("dpop", proof)
+                    .body(())
+                    .map(|r| r.into_parts().0);
+                match parts {
+                    Ok(parts) => crate::binding::Presented::of(
+                        &parts,
+                        "authorization",
+                        self.cfg().dpop.as_ref(),
+                    ),
+                    // A URL or proof that cannot be a request's: the scheme, without a proof.
+                    Err(_) => crate::binding::Presented::dpop_without_proof(),
+                }
+            }
+        };
+        let result = super::verify(self.cfg(), token, presented)
+            .await
+            .map(|_| ());
         match &self.held {
             Held::Keys(_) => result,
             Held::Keyless(cfg) => key_problems_removed(cfg, result).map_or(Ok(()), Err),
@@ -131,6 +164,19 @@ impl<'a> ConfigView<'a> {
             let _ = token;
             None
         }
+    }
+
+    /// The RFC 7638 thumbprint of a JWK, as the DPoP check computes it.
+    pub(crate) fn jwk_thumbprint(jwk: &serde_json::Value) -> Option<String> {
+        crate::keys::jwk_thumbprint(jwk).ok()
+    }
+
+    /// The DPoP proof age accepted (max age, seconds), if DPoP is on.
+    pub(crate) fn dpop_max_age(&self) -> Option<u64> {
+        self.cfg()
+            .dpop
+            .as_ref()
+            .map(|d| d.options.max_age.as_secs())
     }
 
     /// The trust a token with this `iss` is checked against: the pipeline's routing rule.

@@ -184,7 +184,10 @@ async fn nonces_are_required_issued_and_rotated() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused(&r).0, Reason::UseDpopNonce);
     let challenge = r.challenge.unwrap();
-    assert!(challenge.starts_with("DPoP realm=\"api\", algs="), "{challenge}");
+    assert!(
+        challenge.starts_with("DPoP realm=\"api\", algs="),
+        "{challenge}"
+    );
     assert!(!challenge.contains("Bearer"), "{challenge}");
     assert!(
         challenge.contains(r#"error="use_dpop_nonce""#),
@@ -453,4 +456,87 @@ fn misconfigured_dpop_fails_at_build() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("base_url"), "{e}");
+}
+
+#[cfg(feature = "diagnose")]
+#[tokio::test]
+async fn diagnose_and_the_doctor_name_the_failed_check_with_both_values() {
+    use tower_token_auth::diagnose::{diagnose_with, DiagnoseOptions};
+
+    let key = TestKey::es256();
+    let t = token(Some(&key));
+    // The doctor's clock is the system's: proofs and token made now.
+    let now = tower_token_auth::clock::Clock::now(&tower_token_auth::clock::SystemClock);
+    let signer = hs::key();
+    let t_now = signer
+        .token_at(now)
+        .issuer(hs::ISS)
+        .audience(hs::AUD)
+        .claim("cnf", serde_json::json!({ "jkt": thumbprint(&key.jwk()) }))
+        .sign();
+    let cfg = hs::base()
+        .clock(ManualClock::at(NOW))
+        .dpop(Dpop::allowed())
+        .build()
+        .unwrap();
+    let wrong_url = proof(&key, &t, "https://api.example.com/other", NOW, None);
+    let options =
+        DiagnoseOptions::new().dpop(wrong_url, http::Method::GET, "https://api.example.com/me");
+    let d = diagnose_with(&t, &cfg, &options).await;
+    assert_eq!(d.reason(), Some(Reason::InvalidDpopProof));
+    let text = d.to_string();
+    assert!(text.contains("https://api.example.com/other"), "{text}");
+    assert!(text.contains("https://api.example.com/me"), "{text}");
+    // The same token without the proof: sent as a bearer token.
+    let d = tower_token_auth::diagnose(&t, &cfg).await;
+    assert_eq!(d.reason(), Some(Reason::BoundToken));
+    let other = TestKey::ed25519();
+    let options = DiagnoseOptions::new().dpop(
+        proof(&other, &t, "https://api.example.com/me", NOW, None),
+        http::Method::GET,
+        "https://api.example.com/me",
+    );
+    let text = diagnose_with(&t, &cfg, &options).await.to_string();
+    assert!(
+        text.contains(&thumbprint(&key.jwk())),
+        "the bound thumbprint: {text}"
+    );
+
+    // The doctor, with the proof given on the command line.
+    let secret = std::env::temp_dir().join(format!("dpop-doctor-{}", std::process::id()));
+    std::fs::write(&secret, hs::SECRET).unwrap();
+    let run = |proof: String, method: &'static str| {
+        let exe = crate::common::example_exe("doctor");
+        let secret = secret.clone();
+        let t_now = t_now.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(exe)
+                .arg(&t_now)
+                .arg("--secret-file")
+                .arg(&secret)
+                .args(["--iss", hs::ISS, "--aud", hs::AUD, "--dpop-proof", &proof])
+                .args(["--method", method, "--url", "https://api.example.com/me"])
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    let good = proof(&key, &t_now, "https://api.example.com/me", now, None);
+    let out = run(good.clone(), "GET").await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let out = run(
+        proof(&key, &t_now, "https://api.example.com/me", now, None),
+        "POST",
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("invalid_dpop_proof"), "{stdout}");
+    assert!(
+        stdout.contains("`htm` is `GET`") && stdout.contains("`POST`"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_file(&secret);
 }
