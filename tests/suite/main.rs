@@ -38,6 +38,8 @@ mod introspection;
 mod issuer;
 mod metadata;
 mod modes;
+#[cfg(feature = "axum")]
+mod mtls;
 #[cfg(feature = "metrics")]
 mod observability;
 #[cfg(feature = "remote")]
