@@ -133,6 +133,9 @@ def target(v):
     if name == "ours_warm":
         b = get(f"{group}/bare")
         return ("/ bare", per[v] / b) if b else ("", None)
+    if group == "dpop" and name == "dpop_warm":
+        b = get("dpop/bearer_warm")
+        return ("/ bearer_warm", per[v] / b) if b else ("", None)
     if group == "introspection" and name == "opaque_cached":
         b = get("introspection/jwt_warm")
         return ("/ jwt_warm", per[v] / b) if b else ("", None)

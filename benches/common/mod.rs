@@ -46,6 +46,14 @@
 //! | `jwt_warm` | the typical ES256 JWT, a verified-token cache hit |
 //! | `opaque_cached` | an opaque token whose answer (the typical claims) is in the introspection cache: keyed hash, claims checks, one deserialization into `AccessClaims` |
 //!
+//! Group `dpop` (ES256 tokens and ES256 proofs, one configuration with
+//! `Dpop::allowed()`, default layer, a manual clock):
+//!
+//! | variant | what one iteration does |
+//! |---|---|
+//! | `bearer_warm` | an unbound token as `Bearer`, a cache hit |
+//! | `dpop_warm` | a DPoP-bound token (cache hit) with a new proof each request (pre-signed): the proof's parse, public-key import, ES256 verification, checks and replay-cache insert |
+//!
 //! Group `ES256_rejections` (all `TokenAuthLayer`, ES256 key):
 //!
 //! | variant | what it measures |
@@ -150,10 +158,17 @@ pub(crate) const INTROSPECTION: &str = "introspection";
 /// The variants of the introspection group, in table order.
 pub(crate) const INTROSPECTION_VARIANTS: [&str; 2] = ["jwt_warm", "opaque_cached"];
 
+/// The DPoP group's name.
+pub(crate) const DPOP: &str = "dpop";
+
+/// The variants of the DPoP group, in table order.
+pub(crate) const DPOP_VARIANTS: [&str; 2] = ["bearer_warm", "dpop_warm"];
+
 /// Every group name.
 pub(crate) fn group_names() -> Vec<&'static str> {
     let mut names = ALGORITHMS.to_vec();
     names.push(REJECTIONS);
+    names.push(DPOP);
     if cfg!(feature = "remote") {
         names.push(INTROSPECTION);
     }
@@ -165,6 +180,7 @@ pub(crate) fn variant_names(group: &str) -> &'static [&'static str] {
     match group {
         REJECTIONS => &REJECTION_VARIANTS,
         INTROSPECTION => &INTROSPECTION_VARIANTS,
+        DPOP => &DPOP_VARIANTS,
         _ => &ACCEPTED_VARIANTS,
     }
 }
@@ -888,6 +904,7 @@ pub(crate) fn group(rt: &Rc<Runtime>, group: &str, only: Option<&str>) -> Group 
         REJECTIONS => rejection_group(rt, only),
         #[cfg(feature = "remote")]
         INTROSPECTION => introspection_group(rt, only),
+        DPOP => dpop_group(rt, only),
         _ => accepted_group(rt, group, only),
     }
 }
@@ -985,6 +1002,97 @@ fn introspection_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
             Expect::Ok,
         );
         out.push(("opaque_cached", f));
+    }
+    out
+}
+
+/// The DPoP group (see the module docs).
+fn dpop_group(rt: &Rc<Runtime>, only: Option<&str>) -> Group {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use tower_token_auth::binding::Dpop;
+
+    let sha = |b: &[u8]| {
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref())
+    };
+    let alg = algorithm("ES256");
+    let client = TestKey::es256();
+    let jwk = client.jwk();
+    let jkt = sha(format!(
+        r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+        jwk["crv"].as_str().unwrap_or_default(),
+        jwk["x"].as_str().unwrap_or_default(),
+        jwk["y"].as_str().unwrap_or_default()
+    )
+    .as_bytes());
+    let now = ISSUED_AT + 10;
+    let cfg = AuthConfig::builder()
+        .keys(alg.key.keys())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(ManualClock::at(now))
+        .dpop(Dpop::allowed().base_url("https://api.bench"))
+        .build()
+        .expect("valid config");
+    let layer = TokenAuthLayer::new(cfg).with_claims::<AccessClaims>();
+    let want = |v: &str| only.is_none_or(|o| o == v);
+    let mut out: Group = Vec::new();
+    if want("bearer_warm") {
+        let auth = bearer(&accepted_token(&alg.key, "bench-1"));
+        let mut f = service_variant(
+            rt,
+            "bearer_warm",
+            layer.layer(service_fn(echo)),
+            move || request(Some(&auth)),
+            Expect::Ok,
+        );
+        assert_cache(&layer, &mut f, true, "bearer_warm");
+        out.push(("bearer_warm", f));
+    }
+    if want("dpop_warm") {
+        let token = signed("ES256-typical-dpop", || {
+            typical(alg.key.token_at(ISSUED_AT), "dpop-1")
+                .claim("cnf", serde_json::json!({ "jkt": jkt }))
+                .expires_in(LIFETIME)
+                .sign()
+        });
+        let auth = HeaderValue::from_str(&format!("DPoP {token}")).expect("header");
+        let ath = sha(token.as_bytes());
+        // One proof per request (a proof is single-use), signed before the measurement.
+        let proofs: Vec<HeaderValue> = (0..1200)
+            .map(|i| {
+                let proof = client
+                    .token_at(now)
+                    .header("typ", "dpop+jwt")
+                    .header("jwk", jwk.clone())
+                    .without("exp")
+                    .without("nbf")
+                    .claim("jti", format!("bench-{i}"))
+                    .claim("htm", "GET")
+                    .claim("htu", "https://api.bench/")
+                    .claim("ath", ath.clone())
+                    .sign();
+                HeaderValue::from_str(&proof).expect("header")
+            })
+            .collect();
+        let next = Cell::new(0usize);
+        let make = move || {
+            let mut req = request(Some(&auth));
+            let i = next.get();
+            next.set(i + 1);
+            req.headers_mut()
+                .insert("dpop", proofs[i % proofs.len()].clone());
+            req
+        };
+        let mut f = service_variant(
+            rt,
+            "dpop_warm",
+            layer.layer(service_fn(echo)),
+            make,
+            Expect::Ok,
+        );
+        assert_cache(&layer, &mut f, true, "dpop_warm");
+        out.push(("dpop_warm", f));
     }
     out
 }
