@@ -80,7 +80,7 @@ pub(crate) struct Presented {
     pub(crate) scheme: Scheme,
     /// The DPoP proofs of the request, with its method and URL (only when DPoP is on and the
     /// request has a `DPoP` header or uses the DPoP scheme).
-    pub(crate) dpop: Option<dpop::Request>,
+    pub(crate) dpop: Option<Box<dpop::Request>>,
     /// The SHA-256 of the client certificate, if the request came over mutual TLS.
     pub(crate) cert: Option<[u8; 32]>,
 }
@@ -98,7 +98,7 @@ impl Presented {
             .extensions
             .get::<ClientCertificate>()
             .map(ClientCertificate::sha256);
-        let dpop = dpop.and_then(|d| d.request(parts, scheme));
+        let dpop = dpop.and_then(|d| d.request(parts, scheme)).map(Box::new);
         Presented { scheme, dpop, cert }
     }
 }
@@ -132,7 +132,7 @@ pub(crate) fn check(
     let jkt = cnf.and_then(|c| c.jkt.as_deref());
     match (presented.scheme, jkt) {
         (Scheme::Dpop, _) => match dpop {
-            Some(d) => d.check(token, jkt, presented.dpop.as_ref(), now, leeway),
+            Some(d) => d.check(token, jkt, presented.dpop.as_deref(), now, leeway),
             // Without DPoP configured, no source accepts the DPoP scheme.
             None => Err(bound("DPoP is not accepted here")),
         },

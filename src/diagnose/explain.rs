@@ -289,6 +289,7 @@ mod tests {
             keys: &[],
             remote: None,
             kind: None,
+            dpop: None,
         };
         let err = AuthError::new(Reason::Revoked);
         let f = explain(&cx, &err.problems()[0], &err);

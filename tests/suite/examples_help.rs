@@ -12,12 +12,13 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 /// Every example under `examples/`, by name, with the word its usage must contain.
-const EXAMPLES: [(&str, &str); 8] = [
+const EXAMPLES: [(&str, &str); 9] = [
     ("callgrind_probe", "--prepare"),
     ("custom_responder", "PORT"),
     ("doctor", "--secret-file"),
     ("grpc", "PORT"),
     ("loadtarget", "--token-dir"),
+    ("mtls", "--hmac-secret-file"),
     ("oidc", "--allow-http"),
     ("quickstart", "PORT"),
     ("session", "SESSION_SECRET"),
