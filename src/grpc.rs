@@ -18,7 +18,7 @@
 //! |---|---|
 //! | `missing`, `invalid_request` and every token problem (`too_large`, `malformed` … `revoked`, `inactive`) | 16 `UNAUTHENTICATED` |
 //! | `insufficient_scope` | 7 `PERMISSION_DENIED` |
-//! | `keys_unavailable`, `revocation_unavailable`, `introspection_unavailable` | 14 `UNAVAILABLE`, with `grpc-retry-pushback-ms` |
+//! | `keys_unavailable`, `revocation_unavailable`, `introspection_unavailable`, `replay_unavailable` | 14 `UNAVAILABLE`, with `grpc-retry-pushback-ms` |
 //!
 //! `invalid_request` (two tokens, an empty token, two `Authorization` headers) is answered with
 //! 16, not 3 `INVALID_ARGUMENT`: gRPC reserves `INVALID_ARGUMENT` for the method's arguments,
@@ -121,7 +121,8 @@ pub fn status_code(reason: Reason) -> i32 {
         Reason::InsufficientScope => PERMISSION_DENIED,
         Reason::KeysUnavailable
         | Reason::RevocationUnavailable
-        | Reason::IntrospectionUnavailable => UNAVAILABLE,
+        | Reason::IntrospectionUnavailable
+        | Reason::ReplayUnavailable => UNAVAILABLE,
         _ => UNAUTHENTICATED,
     }
 }

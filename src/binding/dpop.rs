@@ -60,7 +60,7 @@ const MAX_PROOF_LEN: usize = 8 * 1024;
 /// # let _ = cfg;
 /// # Ok::<(), tower_token_auth::ConfigError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct Dpop {
     pub(crate) required: bool,
@@ -71,6 +71,21 @@ pub struct Dpop {
     pub(crate) replay_capacity: usize,
     pub(crate) accept_unbound: bool,
     pub(crate) nonce: Option<Duration>,
+    pub(crate) store: Option<(std::sync::Arc<dyn super::ReplayStore>, Duration)>,
+}
+
+impl std::fmt::Debug for Dpop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dpop")
+            .field("required", &self.required)
+            .field("algorithms", &self.algorithms)
+            .field("max_age", &self.max_age)
+            .field("base_url", &self.base_url)
+            .field("forwarded", &self.forwarded)
+            .field("replay_capacity", &self.replay_capacity)
+            .field("shared_replay_store", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dpop {
@@ -84,6 +99,7 @@ impl Dpop {
             replay_capacity: 100_000,
             accept_unbound: false,
             nonce: None,
+            store: None,
         }
     }
 
@@ -140,6 +156,23 @@ impl Dpop {
     /// proof cannot bind a token that was not issued bound.
     pub fn accept_unbound_tokens(mut self) -> Self {
         self.accept_unbound = true;
+        self
+    }
+
+    /// Remembers proofs in `store`, shared by every instance of the service (e.g.
+    /// [`RedisReplayStore`](super::RedisReplayStore)), instead of this process's memory: a proof
+    /// accepted by one instance is a replay on every other. A store that does not answer
+    /// within `timeout` fails closed: `replay_unavailable` (503 with `Retry-After`).
+    pub fn replay_store(mut self, store: impl super::ReplayStore) -> Self {
+        self.store = Some((std::sync::Arc::new(store), Duration::from_millis(200)));
+        self
+    }
+
+    /// The bound on one question to the shared replay store (default 200 ms).
+    pub fn replay_timeout(mut self, timeout: Duration) -> Self {
+        if let Some((_, t)) = &mut self.store {
+            *t = timeout;
+        }
         self
     }
 
@@ -313,7 +346,7 @@ impl DpopChecker {
         request: Option<&Request>,
         now: i64,
         leeway: i64,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Option<super::ReplayAsk>, AuthError> {
         let fail = |subject: &'static str| {
             AuthError::from_problems(
                 vec![Problem::about(Reason::InvalidDpopProof, subject)],
@@ -348,7 +381,32 @@ impl DpopChecker {
                 return Err(fail("jkt"));
             }
         }
-        self.remember(&checked, now, leeway).map_err(fail)
+        let (id, until) = self.replay_id(&checked, leeway).map_err(fail)?;
+        match &self.options.store {
+            Some((store, timeout)) => Ok(Some(super::ReplayAsk {
+                store: std::sync::Arc::clone(store),
+                timeout: *timeout,
+                id,
+                until,
+            })),
+            None => self.remember(id, until, now).map(|()| None).map_err(fail),
+        }
+    }
+
+    /// The proof's replay id (SHA-256 of its key's thumbprint and `jti`) and until when it
+    /// must be remembered (past that, its `iat` is too old anyway).
+    fn replay_id(&self, checked: &Checked, leeway: i64) -> Result<([u8; 32], i64), &'static str> {
+        let mut id = Vec::with_capacity(checked.thumbprint.len() + 1 + checked.jti.len());
+        id.extend_from_slice(checked.thumbprint.as_bytes());
+        id.push(b' ');
+        id.extend_from_slice(checked.jti.as_bytes());
+        let digest: [u8; 32] = crate::crypto::sha256(&id).try_into().map_err(|_| "jti")?;
+        let max_age = i64::try_from(self.options.max_age.as_secs()).unwrap_or(i64::MAX);
+        let until = checked
+            .iat
+            .saturating_add(max_age)
+            .saturating_add(leeway.saturating_mul(2));
+        Ok((digest, until))
     }
 
     /// The nonce of a time slot: base64url of a keyed SHA-256 (the key is secret; the input
@@ -450,18 +508,8 @@ impl DpopChecker {
         })
     }
 
-    /// Remembers the proof; `Err` if it was seen before (or the cache is full).
-    fn remember(&self, checked: &Checked, now: i64, leeway: i64) -> Result<(), &'static str> {
-        let mut id = Vec::with_capacity(checked.thumbprint.len() + 1 + checked.jti.len());
-        id.extend_from_slice(checked.thumbprint.as_bytes());
-        id.push(b' ');
-        id.extend_from_slice(checked.jti.as_bytes());
-        let digest: [u8; 32] = crate::crypto::sha256(&id).try_into().map_err(|_| "jti")?;
-        let max_age = i64::try_from(self.options.max_age.as_secs()).unwrap_or(i64::MAX);
-        let until = checked
-            .iat
-            .saturating_add(max_age)
-            .saturating_add(leeway.saturating_mul(2));
+    /// Remembers the proof in this process; `Err` if it was seen before (or the cache is full).
+    fn remember(&self, digest: [u8; 32], until: i64, now: i64) -> Result<(), &'static str> {
         let mut seen = self
             .replay
             .lock()

@@ -25,10 +25,15 @@ use crate::error::{AuthError, Problem, Reason};
 mod dpop;
 mod htu;
 mod mtls;
+mod replay;
 
 pub use dpop::{Dpop, DEFAULT_DPOP_ALGORITHMS};
 pub(crate) use dpop::{DpopChecker, Scheme};
 pub use mtls::{AddClientCertificate, ClientCertificate, ClientCertificateLayer};
+#[cfg(feature = "redis")]
+pub use replay::RedisReplayStore;
+pub(crate) use replay::ReplayAsk;
+pub use replay::{BoxFuture, ReplayError, ReplayStore};
 
 /// The confirmation (`cnf`) of a bound token: what the sender must prove to hold.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -117,7 +122,8 @@ impl Presented {
 }
 
 /// The binding step: `Ok` if the token is unbound and presented as bearer, or bound and
-/// presented with its proof.
+/// presented with its proof; `Ok(Some(ask))` when the proof's replay check must ask a shared
+/// store.
 pub(crate) fn check(
     dpop: Option<&DpopChecker>,
     token: &str,
@@ -125,7 +131,7 @@ pub(crate) fn check(
     presented: &Presented,
     now: i64,
     leeway: i64,
-) -> Result<(), AuthError> {
+) -> Result<Option<ReplayAsk>, AuthError> {
     if let Some(x5t) = cnf.and_then(|c| c.x5t.as_deref()) {
         mtls::check(x5t, presented.cert.as_ref())?;
     }
@@ -137,7 +143,7 @@ pub(crate) fn check(
             None => Err(bound("DPoP is not accepted here")),
         },
         (_, Some(_)) => Err(bound("scheme")),
-        (_, None) => Ok(()),
+        (_, None) => Ok(None),
     }
 }
 

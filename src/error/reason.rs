@@ -79,14 +79,18 @@ pub enum Reason {
     /// The DPoP proof lacks the server's current nonce (RFC 9449 §9): retry with the nonce of
     /// the `DPoP-Nonce` response header.
     UseDpopNonce,
+    /// The shared DPoP replay store could not be asked and the proof might be a replay (fail
+    /// closed).
+    ReplayUnavailable,
 }
 
 impl Reason {
     /// Every reason, in the order of [`Reason::precedence`] (most decisive first).
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::KeysUnavailable,
         Reason::RevocationUnavailable,
         Reason::IntrospectionUnavailable,
+        Reason::ReplayUnavailable,
         Reason::InvalidRequest,
         Reason::Missing,
         Reason::TooLarge,
@@ -137,6 +141,7 @@ impl Reason {
             Reason::CertificateMismatch => "certificate_mismatch",
             Reason::InvalidDpopProof => "invalid_dpop_proof",
             Reason::UseDpopNonce => "use_dpop_nonce",
+            Reason::ReplayUnavailable => "replay_unavailable",
         }
     }
 
@@ -158,7 +163,8 @@ impl Reason {
             Reason::InsufficientScope => StatusCode::FORBIDDEN,
             Reason::KeysUnavailable
             | Reason::RevocationUnavailable
-            | Reason::IntrospectionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Reason::IntrospectionUnavailable
+            | Reason::ReplayUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -172,7 +178,8 @@ impl Reason {
             Reason::Missing
             | Reason::KeysUnavailable
             | Reason::RevocationUnavailable
-            | Reason::IntrospectionUnavailable => None,
+            | Reason::IntrospectionUnavailable
+            | Reason::ReplayUnavailable => None,
             Reason::InvalidRequest => Some("invalid_request"),
             Reason::InsufficientScope => Some("insufficient_scope"),
             Reason::InvalidDpopProof => Some("invalid_dpop_proof"),
@@ -208,6 +215,7 @@ impl Reason {
             Reason::CertificateMismatch => "Client certificate mismatch",
             Reason::InvalidDpopProof => "Invalid DPoP proof",
             Reason::UseDpopNonce => "DPoP nonce required",
+            Reason::ReplayUnavailable => "DPoP replay check unavailable",
         }
     }
 
@@ -253,6 +261,9 @@ impl Reason {
             Reason::UseDpopNonce => {
                 "The DPoP proof must carry the server's nonce; retry with the DPoP-Nonce header's value."
             }
+            Reason::ReplayUnavailable => {
+                "The DPoP proof could not be checked for replay right now; retry later with a new proof."
+            }
         }
     }
 
@@ -273,6 +284,7 @@ impl Reason {
             Reason::KeysUnavailable
                 | Reason::RevocationUnavailable
                 | Reason::IntrospectionUnavailable
+                | Reason::ReplayUnavailable
         )
     }
 }

@@ -17,7 +17,7 @@ use crate::claims::{LayerInfo, LayerMarker};
 use crate::config::AuthConfig;
 use crate::error::{AuthError, Reason};
 use crate::grants::Grants;
-use crate::pipeline::{Pipeline, Progress, Rest, Verified};
+use crate::pipeline::{Pipeline, Progress, Rest};
 use crate::response::Responder;
 use crate::source::find_token;
 
@@ -279,7 +279,7 @@ where
                 return Next::Now(Err(e.with_source_label(source)));
             }
             Progress::Done(Err(e)) => Later::Rejected(e, token.to_owned()),
-            Progress::Wait(rest) => Later::Rest(rest),
+            Progress::Wait(rest) => Later::Rest(Box::new(rest)),
         };
         let (config, cache, diagnose) = (self.config.clone(), self.cache.clone(), self.diagnose);
         #[cfg(not(feature = "diagnose"))]
@@ -294,8 +294,8 @@ where
                 Later::Rejected(e, token) => (Err(e), token),
             };
             let admitted = match result {
-                Ok(accepted) => Pipeline::new(cfg, cache.as_deref())
-                    .admit(&token, Verified::Fresh(accepted), &cfg.roles_claim)
+                Ok(verified) => Pipeline::new(cfg, cache.as_deref())
+                    .admit(&token, verified, &cfg.roles_claim)
                     .map(Some),
                 #[cfg(feature = "diagnose")]
                 Err(e) if diagnose => {
@@ -311,8 +311,8 @@ where
 }
 
 /// The part of a check that runs in the response future.
-enum Later {
-    Rest(Rest),
+enum Later<T> {
+    Rest(Box<Rest<T>>),
     Rejected(AuthError, String),
 }
 

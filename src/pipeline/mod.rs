@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::binding::{Presented, Scheme};
+use crate::binding::{Presented, ReplayAsk, Scheme};
 use crate::cache::{CacheFacts, Entry, Hit, TokenCache};
 use crate::config::{AuthConfig, ConfigInner};
 use crate::error::{AuthError, Reason};
@@ -52,18 +52,18 @@ pub(crate) enum Verified<T> {
 pub(crate) enum Progress<T> {
     Done(Result<Verified<T>, AuthError>),
     /// The rest must wait: run it with [`Rest::run`].
-    Wait(Rest),
+    Wait(Rest<T>),
 }
 
 /// The steps of a check that must wait, owned so that the future can outlive the request's
 /// borrow of the token. Dropping it cancels nothing shared: a key fetch runs on its own.
-pub(crate) struct Rest {
+pub(crate) struct Rest<T> {
     token: String,
-    waiting: Waiting,
+    waiting: Waiting<T>,
     presented: Presented,
 }
 
-enum Waiting {
+enum Waiting<T> {
     /// Remote keys are being fetched; validate again once they are in.
     Keys(Pending),
     /// Verified; the revocation store must be asked.
@@ -71,6 +71,8 @@ enum Waiting {
     /// An opaque token is being introspected (by the issuer of the trust at the index).
     #[cfg(feature = "remote")]
     Introspection(usize, crate::introspection::Flight),
+    /// Verified and bound; the shared DPoP replay store must be asked about the proof.
+    Replay(Verified<T>, ReplayAsk),
 }
 
 impl<'a, T> Pipeline<'a, T> {
@@ -84,8 +86,15 @@ impl<'a, T> Pipeline<'a, T> {
         if let Some(cache) = self.cache {
             match cached(cache, cfg, token) {
                 Some(Ok(entry)) => {
-                    let bound = binding_step(cfg, token, entry.cnf.as_deref(), &presented);
-                    return Progress::Done(bound.map(|()| Verified::Cached(entry)));
+                    return match binding_step(cfg, token, entry.cnf.as_deref(), &presented) {
+                        Ok(None) => Progress::Done(Ok(Verified::Cached(entry))),
+                        Ok(Some(ask)) => Progress::Wait(Rest::new(
+                            token,
+                            Waiting::Replay(Verified::Cached(entry), ask),
+                            presented,
+                        )),
+                        Err(e) => Progress::Done(Err(e)),
+                    };
                 }
                 Some(Err(e)) => return Progress::Done(Err(e.with_fingerprint(token))),
                 None => {}
@@ -154,8 +163,8 @@ impl<'a, T> Pipeline<'a, T> {
     }
 }
 
-impl Rest {
-    fn new(token: &str, waiting: Waiting, presented: Presented) -> Self {
+impl<T> Rest<T> {
+    fn new(token: &str, waiting: Waiting<T>, presented: Presented) -> Self {
         Rest {
             token: token.to_owned(),
             waiting,
@@ -169,9 +178,13 @@ impl Rest {
     }
 
     /// Waits for what was missing and runs the remaining steps.
-    pub(crate) async fn run(self, cfg: &ConfigInner) -> Result<Accepted, AuthError> {
+    pub(crate) async fn run(self, cfg: &ConfigInner) -> Result<Verified<T>, AuthError> {
         let token = &self.token;
         let accepted = match self.waiting {
+            Waiting::Replay(verified, ask) => {
+                ask.run().await.map_err(|e| e.with_fingerprint(token))?;
+                return Ok(verified);
+            }
             Waiting::Keys(pending) => {
                 pending.run().await;
                 match validate_step(cfg, token, false) {
@@ -195,8 +208,11 @@ impl Rest {
             };
             asked.map_err(|e| e.with_fingerprint(token))?;
         }
-        binding_step(cfg, token, accepted.facts.cnf.as_deref(), &self.presented)?;
-        Ok(accepted)
+        if let Some(ask) = binding_step(cfg, token, accepted.facts.cnf.as_deref(), &self.presented)?
+        {
+            ask.run().await.map_err(|e| e.with_fingerprint(token))?;
+        }
+        Ok(Verified::Fresh(accepted))
     }
 }
 
@@ -206,10 +222,10 @@ fn binding_step(
     token: &str,
     cnf: Option<&crate::binding::Cnf>,
     presented: &Presented,
-) -> Result<(), AuthError> {
+) -> Result<Option<ReplayAsk>, AuthError> {
     // The common case, checked first: an unbound token presented as bearer.
     if cnf.is_none() && presented.scheme == Scheme::Bearer {
-        return Ok(());
+        return Ok(None);
     }
     let now = cfg.clock.now();
     crate::binding::check(cfg.dpop.as_ref(), token, cnf, presented, now, cfg.leeway)
@@ -230,8 +246,15 @@ fn revocation_step<T>(
         .map(|r| r.local(&accepted.facts.token_ref()))
     {
         None | Some(Local::Pass) => {
-            let bound = binding_step(cfg, token, accepted.facts.cnf.as_deref(), &presented);
-            Progress::Done(bound.map(|()| Verified::Fresh(accepted)))
+            match binding_step(cfg, token, accepted.facts.cnf.as_deref(), &presented) {
+                Ok(None) => Progress::Done(Ok(Verified::Fresh(accepted))),
+                Ok(Some(ask)) => Progress::Wait(Rest::new(
+                    token,
+                    Waiting::Replay(Verified::Fresh(accepted), ask),
+                    presented,
+                )),
+                Err(e) => Progress::Done(Err(e)),
+            }
         }
         Some(Local::Reject(e)) => Progress::Done(Err(e.with_fingerprint(token))),
         Some(Local::Ask) => {
@@ -277,7 +300,10 @@ async fn verify(cfg: &ConfigInner, token: &str, presented: Presented) -> Result<
         // No cache, so no entry: `Infallible` claims cannot exist.
         Progress::Done(Ok(Verified::Cached(entry))) => match *entry.claims {},
         Progress::Done(Err(e)) => return Err(e),
-        Progress::Wait(rest) => rest.run(cfg).await?,
+        Progress::Wait(rest) => match rest.run(cfg).await? {
+            Verified::Fresh(accepted) => accepted,
+            Verified::Cached(entry) => match *entry.claims {},
+        },
     };
     Ok(accepted.payload)
 }

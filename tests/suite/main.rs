@@ -24,6 +24,8 @@ mod diagnosis_responses;
 mod doctor_cli;
 #[cfg(feature = "remote")]
 mod dpop;
+#[cfg(all(feature = "redis", feature = "aws-lc-rs"))]
+mod dpop_redis;
 #[cfg(feature = "aws-lc-rs")]
 mod dpop_rules;
 mod examples_help;

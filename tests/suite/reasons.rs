@@ -609,7 +609,10 @@ async fn every_reason_code_round_trips_and_has_its_status() {
         let want = match reason.code() {
             "invalid_request" => 400,
             "insufficient_scope" => 403,
-            "keys_unavailable" | "revocation_unavailable" | "introspection_unavailable" => 503,
+            "keys_unavailable"
+            | "revocation_unavailable"
+            | "introspection_unavailable"
+            | "replay_unavailable" => 503,
             _ => 401,
         };
         assert_eq!(reason.status().as_u16(), want, "{reason}");

@@ -29,14 +29,15 @@ const PROPAGATION_BOUND: Duration = Duration::from_millis(500);
 // ---------------------------------------------------------------------------------------------
 // A real redis-server.
 
-struct RedisServer {
+/// Also used by `dpop_redis.rs`.
+pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
 }
 
 impl RedisServer {
-    fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -99,7 +100,7 @@ impl RedisServer {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
@@ -108,7 +109,7 @@ impl RedisServer {
     }
 
     /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -116,17 +117,17 @@ impl RedisServer {
     }
 
     /// Starts again on the same port, empty (no persistence).
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.spawn();
     }
 
     /// SIGSTOP: the port still accepts connections, nothing answers.
-    fn freeze(&self) {
+    pub(crate) fn freeze(&self) {
         signal("-STOP", &self.pid());
     }
 
-    fn thaw(&self) {
+    pub(crate) fn thaw(&self) {
         signal("-CONT", &self.pid());
     }
 
