@@ -98,7 +98,11 @@ impl Presented {
         source: &str,
         dpop: Option<&DpopChecker>,
     ) -> Presented {
-        let scheme = Scheme::of(parts, source);
+        // Without DPoP no source reads the DPoP scheme: skip the header.
+        let scheme = match dpop {
+            Some(_) => Scheme::of(parts, source),
+            None => Scheme::Bearer,
+        };
         let cert = parts
             .extensions
             .get::<ClientCertificate>()
