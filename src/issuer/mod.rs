@@ -115,6 +115,8 @@ mod builder;
 mod error;
 mod login;
 mod mint;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 mod token_issuer;
 
@@ -123,6 +125,9 @@ use std::time::Duration;
 pub use self::builder::TokenIssuerBuilder;
 pub use self::error::{BuildError, IssueError, RefreshError, RefreshStoreError};
 pub use self::login::{Login, TokenPair};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis_store::{RedisRefreshStore, RedisRefreshStoreBuilder};
 pub use self::store::{Generation, IssuedToken, MemoryRefreshStore, RefreshStore, Rotation};
 pub use self::token_issuer::TokenIssuer;
 

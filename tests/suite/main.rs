@@ -49,6 +49,8 @@ pub(crate) mod oidc_provider;
 mod plain_services;
 mod proptests;
 mod reasons;
+#[cfg(all(feature = "redis", feature = "issuer"))]
+mod redis_refresh;
 #[cfg(feature = "redis")]
 mod redis_revocation;
 #[cfg(feature = "remote")]

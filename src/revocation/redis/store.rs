@@ -111,6 +111,24 @@ impl RedisRevocationStore {
         format!("{}sub:{subject}", self.shared.prefix)
     }
 
+    /// The store's command connection (a clone of its redis-rs `ConnectionManager`: one
+    /// multiplexed connection that reconnects by itself), to share it with other stores of
+    /// the process, e.g. `issuer::RedisRefreshStore::from_manager`. The subscription has a
+    /// connection of its own.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_token_auth::revocation::RedisRevocationStore;
+    ///
+    /// let store = RedisRevocationStore::builder("redis://127.0.0.1:6379/").connect().await.unwrap();
+    /// let conn = store.connection_manager();
+    /// # let _ = conn;
+    /// # }
+    /// ```
+    pub fn connection_manager(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     fn write_timeout(&self) -> Duration {
         self.shared.io_timeout
     }
