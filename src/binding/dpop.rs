@@ -71,6 +71,7 @@ pub struct Dpop {
     pub(crate) replay_capacity: usize,
     pub(crate) accept_unbound: bool,
     pub(crate) nonce: Option<Duration>,
+    pub(crate) nonce_secret: Option<[u8; 32]>,
     pub(crate) store: Option<(std::sync::Arc<dyn super::ReplayStore>, Duration)>,
 }
 
@@ -99,6 +100,7 @@ impl Dpop {
             replay_capacity: 100_000,
             accept_unbound: false,
             nonce: None,
+            nonce_secret: None,
             store: None,
         }
     }
@@ -185,6 +187,14 @@ impl Dpop {
         self
     }
 
+    /// The secret nonces are made with (default: random per process). Give every instance
+    /// of a service the same secret, or a nonce issued by one instance is refused by the
+    /// others.
+    pub fn nonce_secret(mut self, secret: [u8; 32]) -> Self {
+        self.nonce_secret = Some(secret);
+        self
+    }
+
     pub(crate) fn build(&self) -> Result<DpopChecker, crate::error::ConfigError> {
         use crate::error::ConfigError;
         if self.algorithms.is_empty()
@@ -221,8 +231,11 @@ impl Dpop {
             .map(|a| format!("{a:?}"))
             .collect::<Vec<_>>()
             .join(" ");
-        let mut nonce_key = [0u8; 32];
-        if self.nonce.is_some() && getrandom::fill(&mut nonce_key).is_err() {
+        let mut nonce_key = self.nonce_secret.unwrap_or_default();
+        if self.nonce.is_some()
+            && self.nonce_secret.is_none()
+            && getrandom::fill(&mut nonce_key).is_err()
+        {
             return Err(ConfigError::InvalidDpop("no randomness for the nonce key"));
         }
         Ok(DpopChecker {

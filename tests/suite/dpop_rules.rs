@@ -540,3 +540,51 @@ async fn diagnose_and_the_doctor_name_the_failed_check_with_both_values() {
     );
     let _ = std::fs::remove_file(&secret);
 }
+
+#[tokio::test]
+async fn replicas_with_one_nonce_secret_accept_each_others_nonces() {
+    let key = TestKey::es256();
+    let clock = ManualClock::at(NOW);
+    let t = token(Some(&key));
+    let url = "https://api.example.com/me";
+    let dpop = |secret: Option<[u8; 32]>| {
+        let d = Dpop::allowed()
+            .base_url("https://api.example.com")
+            .use_nonce(Duration::from_secs(60));
+        match secret {
+            Some(s) => d.nonce_secret(s),
+            None => d,
+        }
+    };
+    let (a, b) = (
+        app(config(&clock, dpop(Some([9; 32])))),
+        app(config(&clock, dpop(Some([9; 32])))),
+    );
+    let nonce = send(
+        &a,
+        request("/me"),
+        &t,
+        Some(&proof(&key, &t, url, NOW, None)),
+    )
+    .await
+    .nonce
+    .unwrap();
+    let r = send(
+        &b,
+        request("/me"),
+        &t,
+        Some(&proof(&key, &t, url, NOW, Some(&nonce))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.err);
+    // With a secret each (the default), another instance's nonce is refused.
+    let c = app(config(&clock, dpop(None)));
+    let r = send(
+        &c,
+        request("/me"),
+        &t,
+        Some(&proof(&key, &t, url, NOW, Some(&nonce))),
+    )
+    .await;
+    assert_eq!(refused(&r).0, Reason::UseDpopNonce);
+}
