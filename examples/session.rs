@@ -4,14 +4,20 @@
 //! ```text
 //! cargo run --example session --features issuer                  # PORT=8080 cargo run ...
 //! cargo run --example session --features issuer -- --port 8080   # --port wins over PORT
+//! SESSION_SECRET=... cargo run --example session --features issuer,redis -- \
+//!     --redis redis://127.0.0.1:6379/ --port 8081                # one replica of several
 //!
 //! options:
 //!   --port N         the port to listen on, on 127.0.0.1 (default: PORT, else 3001;
 //!                    0 picks a free port)
+//!   --redis URL      keep refresh families and revocations in Redis (redis://host:port[/db]),
+//!                    shared by every replica started with the same URL; needs the feature
+//!                    `redis` and SESSION_SECRET
 //!   -h, --help       print this help
 //! environment:
 //!   PORT             the port to listen on when --port is not given (default 3001)
-//!   SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start)
+//!   SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start;
+//!                    required with --redis: every replica signs and verifies with it)
 //! ```
 //!
 //! The app is its own issuer ([`TokenIssuer`], feature `issuer`) and serves on 127.0.0.1:
@@ -32,7 +38,44 @@
 //! these cookies (CSRF). The signing secret is random per start unless `SESSION_SECRET` (at
 //! least 32 bytes) is set, so restarting logs everybody out.
 //!
+//! # Replicas on one Redis
+//!
+//! With `--redis URL` the refresh families ([`RedisRefreshStore`]) and the revocations
+//! ([`RedisRevocationStore`], one connection shared by both) live in Redis, so a session
+//! started on one process can be refreshed on any other, a refresh token replayed anywhere
+//! ends the session everywhere (the other replicas learn the revoked access tokens by
+//! pub/sub, within milliseconds), and a logout on one replica is seen by all. Every replica
+//! must sign with the same `SESSION_SECRET`. Keys: `tta:jti:*`, `tta:sub:*` and the channel
+//! `tta:revocations` for revocations, `tta-session:rf:*` for the families.
+//!
+//! Redis failing is answered closed. Refresh and logout need Redis: past 200 ms they answer
+//! 503 `revocation_unavailable` with `Retry-After` and keep the cookies; login answers 503
+//! `{"error":"revocation_unavailable"}`. `/me` is answered from the replica's copy of the
+//! revocations while its subscription is alive; once the subscription is lost (at once when
+//! Redis dies, within about 2 s when it hangs) it asks Redis, and answers 503 too, except for
+//! tokens it already knows are revoked (401 `revoked`). The replicas reconnect by themselves
+//! when Redis is back. Three replicas, by hand:
+//!
+//! ```text
+//! redis-server --port 6379 &
+//! cargo build --example session --features issuer,redis
+//! export SESSION_SECRET=$(head -c 32 /dev/urandom | base64)
+//! for port in 8081 8082 8083; do
+//!     target/debug/examples/session --redis redis://127.0.0.1:6379/ --port $port &
+//! done
+//! curl -i -c jar -b jar -X POST 127.0.0.1:8081/login -d 'username=alice&password=wonderland'
+//! cp jar old-jar
+//! curl -i -c jar -b jar -X POST 127.0.0.1:8082/refresh   # rotated on another replica
+//! curl -i -c jar -b jar -X POST 127.0.0.1:8083/refresh   # and again on the third
+//! curl -i -b old-jar -X POST 127.0.0.1:8081/refresh      # reuse: 401 revoked
+//! curl -i -b jar 127.0.0.1:8082/me                       # 401 revoked on every replica
+//! ```
+//!
+//! `tests/suite/session_replicas.rs` runs this recipe (and Redis dying, and coming back).
+//!
 //! [`TokenIssuer`]: tower_token_auth::issuer::TokenIssuer
+//! [`RedisRefreshStore`]: https://docs.rs/tower-token-auth/latest/tower_token_auth/issuer/struct.RedisRefreshStore.html
+//! [`RedisRevocationStore`]: https://docs.rs/tower-token-auth/latest/tower_token_auth/revocation/struct.RedisRevocationStore.html
 
 use std::sync::Arc;
 
@@ -43,8 +86,8 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde_json::json;
-use tower_token_auth::issuer::{Login, TokenIssuer, TokenPair};
-use tower_token_auth::response::problem_response;
+use tower_token_auth::issuer::{IssueError, Login, TokenIssuer, TokenPair};
+use tower_token_auth::response::{problem_response, DEFAULT_RETRY_AFTER};
 use tower_token_auth::revocation::MemoryRevocationStore;
 use tower_token_auth::{source, AuthError, Claims, Reason, StandardClaims, TokenAuthLayer};
 
@@ -54,6 +97,15 @@ const REALM: &str = "session";
 const ACCESS_COOKIE: &str = "access_token";
 const REFRESH_COOKIE: &str = "refresh_token";
 const REFRESH_PATH: &str = "/refresh";
+/// Prefix of the revocation store's keys and channel in Redis (its default).
+#[cfg(feature = "redis")]
+const REVOCATION_PREFIX: &str = "tta:";
+/// Prefix of the refresh families' keys in Redis (`tta-session:rf:<family>`). Not under
+/// `tta:`: the revocation store loads its cache with a `SCAN` of `tta:*` and a `GET` of each
+/// key, which fails on a family's hash (`WRONGTYPE`), so with one prefix a replica could not
+/// start (or resubscribe after a Redis restart) once sessions exist.
+#[cfg(feature = "redis")]
+const FAMILY_PREFIX: &str = "tta-session:";
 
 /// Demo users: name, password, scopes. Use a password hash (argon2) in a real app.
 const USERS: [(&str, &str, &str); 2] = [
@@ -62,19 +114,28 @@ const USERS: [(&str, &str, &str); 2] = [
 ];
 
 const USAGE: &str = "\
-usage: cargo run --example session --features issuer [-- [--port N] [--help]]
+usage: cargo run --example session --features issuer[,redis] [-- [--port N] [--redis URL] [--help]]
 
   --port N         the port to listen on, on 127.0.0.1 (default: PORT, else 3001;
                    0 picks a free port)
+  --redis URL      keep refresh families and revocations in Redis (redis://host:port[/db]),
+                   shared by every replica started with the same URL; needs the feature
+                   `redis` and SESSION_SECRET
   -h, --help       print this help
 
 environment:
   PORT             the port to listen on when --port is not given (default 3001)
-  SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start)";
+  SESSION_SECRET   the HMAC signing secret (at least 32 bytes; default: random per start;
+                   required with --redis: every replica signs and verifies with it)";
+
+/// The longest a request waits for Redis (both stores); past it, 503 (fail closed).
+#[cfg(feature = "redis")]
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut port_flag = None;
+    let mut redis_url: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -89,8 +150,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     std::process::exit(2);
                 }
             },
+            "--redis" => match args.next() {
+                Some(url) if !url.is_empty() && !url.starts_with('-') => redis_url = Some(url),
+                _ => {
+                    eprintln!("error: --redis needs a URL (redis://host:port[/db])\n\n{USAGE}");
+                    std::process::exit(2);
+                }
+            },
             // Arguments were ignored before `--help` existed: keep starting, and say so.
             _ => eprintln!("session: ignoring unknown argument {arg:?} (see --help)"),
+        }
+    }
+    let secret = std::env::var("SESSION_SECRET").ok();
+    if redis_url.is_some() {
+        if !cfg!(feature = "redis") {
+            eprintln!(
+                "error: --redis needs the example built with the feature `redis`:\n  \
+                 cargo run --example session --features issuer,redis -- --redis URL"
+            );
+            std::process::exit(2);
+        }
+        // Replicas verify each other's tokens: a random secret per process would not do.
+        if secret.as_ref().is_none_or(|s| s.len() < 32) {
+            eprintln!(
+                "error: --redis needs SESSION_SECRET, at least 32 bytes, the same for every \
+                 replica (e.g. export SESSION_SECRET=$(head -c 32 /dev/urandom | base64))"
+            );
+            std::process::exit(2);
         }
     }
     tracing_subscriber::fmt()
@@ -103,14 +189,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The layer and the issuer share one revocation store: logging out or reusing a refresh
     // token revokes the session's access tokens too.
-    let revoked = Arc::new(MemoryRevocationStore::new());
-    let builder = TokenIssuer::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .revocation(revoked);
-    let issuer = match std::env::var("SESSION_SECRET") {
-        Ok(secret) => builder.hmac(secret.as_bytes()),
-        Err(_) => builder.random_hmac(),
+    let builder = TokenIssuer::builder().issuer(ISSUER).audience(AUDIENCE);
+    let builder = match &redis_url {
+        #[cfg(feature = "redis")]
+        Some(url) => match redis_stores(builder, url).await {
+            Ok(builder) => builder,
+            Err(e) => {
+                eprintln!("error: cannot use Redis: {e}");
+                std::process::exit(1);
+            }
+        },
+        // In memory: this process only (without the feature, `--redis` was refused above).
+        _ => builder.revocation(Arc::new(MemoryRevocationStore::new())),
+    };
+    let issuer = match &secret {
+        Some(secret) => builder.hmac(secret.as_bytes()),
+        None => builder.random_hmac(),
     }
     .build()?;
 
@@ -149,6 +243,28 @@ Log in again, then log out:
         })
         .await?;
     Ok(())
+}
+
+/// Refresh families and revocations in Redis, for replicas: the revocation store connects
+/// (and follows the revocations by pub/sub), the refresh store shares its connection.
+#[cfg(feature = "redis")]
+async fn redis_stores(
+    builder: tower_token_auth::issuer::TokenIssuerBuilder,
+    url: &str,
+) -> Result<tower_token_auth::issuer::TokenIssuerBuilder, Box<dyn std::error::Error>> {
+    use tower_token_auth::issuer::RedisRefreshStore;
+    use tower_token_auth::revocation::RedisRevocationStore;
+
+    let revoked = RedisRevocationStore::builder(url)
+        .prefix(REVOCATION_PREFIX)
+        .timeout(REDIS_TIMEOUT)
+        .connect()
+        .await?;
+    let families =
+        RedisRefreshStore::from_manager(revoked.connection_manager(), FAMILY_PREFIX, REDIS_TIMEOUT);
+    Ok(builder
+        .refresh_store(families)
+        .revocation(Arc::new(revoked)))
 }
 
 /// The routes: `/login`, `/refresh` and `/logout` are public, `/me` needs an access token.
@@ -219,6 +335,13 @@ async fn login(State(issuer): State<TokenIssuer>, jar: CookieJar, creds: Credent
                 "refresh_expires_in": pair.refresh_expires_in,
             });
             (with_session(jar, &pair), NO_STORE, Json(body)).into_response()
+        }
+        // The refresh store (Redis) did not answer: worth a retry.
+        Err(IssueError::Store(e)) => {
+            tracing::warn!(error = %e, "could not start a session");
+            let retry_after = (header::RETRY_AFTER, DEFAULT_RETRY_AFTER.to_string());
+            let res = error(StatusCode::SERVICE_UNAVAILABLE, "revocation_unavailable");
+            ([retry_after], res).into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "could not issue tokens");

@@ -61,6 +61,8 @@ mod safety;
 mod scopes;
 #[cfg(feature = "issuer")]
 mod session;
+#[cfg(all(feature = "redis", feature = "issuer"))]
+mod session_replicas;
 mod smoke;
 mod sources;
 #[cfg(all(feature = "test-util", feature = "remote"))]
