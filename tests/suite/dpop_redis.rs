@@ -180,3 +180,40 @@ async fn a_silent_redis_fails_closed_within_the_timeout_then_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The extra latency of the Redis replay store per DPoP request, on loopback: medians of
+/// interleaved rounds, printed (not asserted: a timed test would be flaky).
+/// `cargo test --release --all-features --test suite dpop_redis::measure -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn measure_dpop_latency_redis_vs_memory() {
+    let redis = RedisServer::start();
+    let shared = replica(&redis.url()).await;
+    let local = {
+        let cfg = hs::base()
+            .dpop(Dpop::allowed().base_url("https://api.example.com"))
+            .build()
+            .unwrap();
+        Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(TokenAuthLayer::new(cfg))
+    };
+    let key = TestKey::es256();
+    let token = bound_token(&key);
+    let (mut mem, mut red) = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        for (app, times) in [(&local, &mut mem), (&shared, &mut red)] {
+            let p = proof(&key, &token);
+            let t = Instant::now();
+            assert_eq!(send(app, &token, &p).await.0, StatusCode::OK);
+            times.push(t.elapsed());
+        }
+    }
+    mem.sort();
+    red.sort();
+    let (m, r) = (mem[mem.len() / 2], red[red.len() / 2]);
+    println!(
+        "DPoP request median: memory replay {m:?}, Redis replay {r:?}, extra {:?}",
+        r.saturating_sub(m)
+    );
+}
