@@ -46,7 +46,7 @@
 //! ends the session everywhere (the other replicas learn the revoked access tokens by
 //! pub/sub, within milliseconds), and a logout on one replica is seen by all. Every replica
 //! must sign with the same `SESSION_SECRET`. Keys: `tta:jti:*`, `tta:sub:*` and the channel
-//! `tta:revocations` for revocations, `tta-session:rf:*` for the families.
+//! `tta:revocations` for revocations, `tta:rf:*` for the families.
 //!
 //! Redis failing is answered closed. Refresh and logout need Redis: past 200 ms they answer
 //! 503 `revocation_unavailable` with `Retry-After` and keep the cookies; login answers 503
@@ -100,12 +100,10 @@ const REFRESH_PATH: &str = "/refresh";
 /// Prefix of the revocation store's keys and channel in Redis (its default).
 #[cfg(feature = "redis")]
 const REVOCATION_PREFIX: &str = "tta:";
-/// Prefix of the refresh families' keys in Redis (`tta-session:rf:<family>`). Not under
-/// `tta:`: the revocation store loads its cache with a `SCAN` of `tta:*` and a `GET` of each
-/// key, which fails on a family's hash (`WRONGTYPE`), so with one prefix a replica could not
-/// start (or resubscribe after a Redis restart) once sessions exist.
+/// Prefix of the refresh families' keys in Redis (`tta:rf:<family>`): the crate's stores
+/// share one prefix, each with its own kind of key.
 #[cfg(feature = "redis")]
-const FAMILY_PREFIX: &str = "tta-session:";
+const FAMILY_PREFIX: &str = "tta:";
 
 /// Demo users: name, password, scopes. Use a password hash (argon2) in a real app.
 const USERS: [(&str, &str, &str); 2] = [

@@ -217,3 +217,47 @@ async fn measure_dpop_latency_redis_vs_memory() {
         r.saturating_sub(m)
     );
 }
+
+/// The crate's Redis stores share one prefix: the revocation store primes its cache with its
+/// own keys only (a refresh family is a hash, a DPoP proof another string).
+#[tokio::test]
+async fn the_revocation_store_starts_beside_refresh_families_and_proofs() {
+    use tower_token_auth::revocation::{RedisRevocationStore, RevocationStore};
+
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("tta:rf:family-1")
+        .arg("cur")
+        .arg("jti-1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("tta:dpop:00ff")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let store = RedisRevocationStore::builder(redis.url())
+        .connect()
+        .await
+        .unwrap();
+    store
+        .revoke_token(
+            "jti-9",
+            tower_token_auth::clock::Clock::now(&tower_token_auth::clock::SystemClock) + 600,
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !store.is_synced() {
+        assert!(
+            Instant::now() < deadline,
+            "the store never primed its cache"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.cached(), 1, "only its own revocation is cached");
+}

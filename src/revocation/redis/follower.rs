@@ -91,44 +91,49 @@ impl Follower {
     /// Loads every revocation under the prefix (at most `max_cached`).
     async fn load(&mut self) -> Result<(), RevocationError> {
         self.last_load = Instant::now();
-        let pattern = format!("{}*", glob_escape(&self.shared.prefix));
         let max = self.shared.max_cached;
         let mut found = Vec::new();
         let mut truncated = false;
-        let mut cursor: u64 = 0;
-        loop {
-            let mut scan = ::redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let mut conn = self.conn.clone();
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.io(scan.query_async(&mut conn)).await?;
-            if !keys.is_empty() {
-                let mut pipe = ::redis::pipe();
-                for k in &keys {
-                    pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
-                }
-                let values: Vec<Value> = self.io(pipe.query_async(&mut conn)).await?;
-                let now = SystemClock.now();
-                let mut values = values.into_iter();
-                for k in &keys {
-                    let (Some(v), Some(ttl)) = (values.next(), values.next()) else {
-                        break;
-                    };
-                    if let Some(e) = entry_of(&self.shared.prefix, k, v, ttl, now) {
-                        found.push(e);
+        // Only this store's own keys: other stores may share the prefix (refresh families are
+        // hashes, DPoP proofs other strings), and a `GET` on a hash fails the whole pipeline.
+        'kinds: for kind in ["jti:", "sub:"] {
+            let pattern = format!("{}{kind}*", glob_escape(&self.shared.prefix));
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = ::redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT);
+                let mut conn = self.conn.clone();
+                let (next, keys): (u64, Vec<Vec<u8>>) =
+                    self.io(scan.query_async(&mut conn)).await?;
+                if !keys.is_empty() {
+                    let mut pipe = ::redis::pipe();
+                    for k in &keys {
+                        pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
+                    }
+                    let values: Vec<Value> = self.io(pipe.query_async(&mut conn)).await?;
+                    let now = SystemClock.now();
+                    let mut values = values.into_iter();
+                    for k in &keys {
+                        let (Some(v), Some(ttl)) = (values.next(), values.next()) else {
+                            break;
+                        };
+                        if let Some(e) = entry_of(&self.shared.prefix, k, v, ttl, now) {
+                            found.push(e);
+                        }
                     }
                 }
-            }
-            if found.len() > max {
-                truncated = true;
-                break;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
+                if found.len() > max {
+                    truncated = true;
+                    break 'kinds;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
         }
         let now = SystemClock.now();
