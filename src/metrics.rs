@@ -10,7 +10,7 @@
 //! | `tower_token_auth_key_set_age_seconds` | gauge | set at each fetch attempt |
 //! | `tower_token_auth_introspection_calls_total` | counter | `result` (`active`, `inactive`, or an error kind: `connect`, `timeout`, `status`, `too_large`, `garbage`, `discovery`, `busy`) |
 //! | `tower_token_auth_introspection_seconds` | histogram | `result` (as above; not for `busy`) |
-//! | `tower_token_auth_introspection_cache_total` | counter | `result` (`hit_active`, `hit_inactive`, `miss`) |
+//! | `tower_token_auth_introspection_cache_total` | counter | `result` (`hit_active`, `hit_inactive`, `miss`, `hit_shared`: a miss answered by another instance through Redis) |
 //!
 //! Labels never carry token text, issuers, key ids or any other request-controlled value.
 

@@ -71,9 +71,13 @@ use crate::error::ConfigError;
 use crate::keys::{AlgSet, KeySource};
 
 mod call;
+#[cfg(feature = "redis")]
+mod shared;
 mod state;
 
 pub(crate) use call::CallError;
+#[cfg(feature = "redis")]
+pub use shared::RedisAnswers;
 pub(crate) use state::{Answer, Flight, Introspector, Lookup};
 
 /// Default time an active answer is cached (bounded by the token's `exp`).
@@ -111,6 +115,9 @@ pub struct Introspection {
     pub(crate) allow_http: bool,
     pub(crate) http: Option<reqwest::Client>,
     pub(crate) jwt_response: bool,
+    pub(crate) hash_secret: Option<[u8; 32]>,
+    #[cfg(feature = "redis")]
+    pub(crate) shared: Option<RedisAnswers>,
 }
 
 /// How the resource server authenticates to the introspection endpoint (RFC 6749 §2.3.1).
@@ -164,6 +171,9 @@ impl Introspection {
             allow_http: false,
             http: None,
             jwt_response: false,
+            hash_secret: None,
+            #[cfg(feature = "redis")]
+            shared: None,
         }
     }
 
@@ -268,6 +278,25 @@ impl Introspection {
         self
     }
 
+    /// The key of the HMAC that names tokens in the cache (default: random per process).
+    /// Instances that [share answers](Introspection::share_answers) need the same one.
+    pub fn hash_secret(mut self, secret: [u8; 32]) -> Self {
+        self.hash_secret = Some(secret);
+        self
+    }
+
+    /// Shares answers with every instance through Redis (feature `redis`; off by default:
+    /// the local cache already bounds the load on the endpoint). A miss in the local cache
+    /// asks Redis before the endpoint; an answer is shared for as long as the local cache
+    /// may keep it. Redis failing only means asking the endpoint. Needs a shared
+    /// [`hash_secret`](Introspection::hash_secret), or `build()` refuses.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn share_answers(mut self, shared: RedisAnswers) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     /// Allows `http://` endpoints (loopback tests only).
     pub fn allow_http(mut self) -> Self {
         self.allow_http = true;
@@ -323,6 +352,12 @@ impl Introspection {
                     "Introspection::discover() needs the issuer URL: name the issuer, or give Introspection::endpoint(url)",
                 ))
             }
+        }
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() && self.hash_secret.is_none() {
+            return Err(ConfigError::InvalidIntrospection(
+                "share_answers(..) needs .hash_secret(..), the same on every instance, so they name a token alike",
+            ));
         }
         if self.timeout.is_zero() || self.max_response_bytes == 0 || self.max_in_flight == 0 {
             return Err(ConfigError::InvalidIntrospection(

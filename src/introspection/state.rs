@@ -75,8 +75,8 @@ impl Introspector {
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let mut key = [0u8; 32];
-        if getrandom::fill(&mut key).is_err() {
+        let mut key = options.hash_secret.unwrap_or_default();
+        if options.hash_secret.is_none() && getrandom::fill(&mut key).is_err() {
             // Never a fixed key: without randomness, fall back to the standard library's
             // per-process random hasher keys (OS randomness as well, through another path).
             use std::hash::{BuildHasher as _, Hasher as _};
@@ -168,6 +168,19 @@ impl Introspector {
     }
 
     async fn run(self: Arc<Self>, token: String, digest: Digest, tx: Sender) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.options.shared {
+            if let Some((answer, until)) = shared.get(&digest, self.clock.now()).await {
+                crate::metrics::introspection_cache("hit_shared");
+                self.store(digest, Ok(answer.clone()), until, self.clock.now());
+                self.flights
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&digest);
+                let _ = tx.send(Some(Ok(answer)));
+                return;
+            }
+        }
         let started = std::time::Instant::now();
         let result = self.call(&token).await;
         drop(token);
@@ -182,6 +195,7 @@ impl Introspector {
                 });
                 if ttl > 0 {
                     self.store(digest, result.clone(), until, now);
+                    self.share(&digest, &result, until).await;
                 }
             }
             Ok(Answer::Inactive) => {
@@ -190,6 +204,7 @@ impl Introspector {
                 let now = self.clock.now();
                 if ttl > 0 {
                     self.store(digest, result.clone(), now.saturating_add(ttl), now);
+                    self.share(&digest, &result, now.saturating_add(ttl)).await;
                 }
             }
             Err(e) => {
@@ -212,6 +227,16 @@ impl Introspector {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&digest);
         let _ = tx.send(Some(result));
+    }
+
+    /// Shares an answer with the other instances, when configured.
+    async fn share(&self, digest: &Digest, result: &Result<Answer, CallError>, until: i64) {
+        #[cfg(feature = "redis")]
+        if let (Some(shared), Ok(answer)) = (&self.options.shared, result) {
+            shared.put(digest, answer, until).await;
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (digest, result, until);
     }
 
     /// The cached answer for `token`, without counting a lookup (for diagnosis).

@@ -1092,3 +1092,55 @@ async fn a_cached_answer_gives_the_verdict_of_a_fresh_call_on_every_path() {
         }
     }
 }
+
+/// Instances sharing answers through Redis: a token introspected by one is known to the
+/// others without another call, within the same bounds.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn instances_share_answers_through_redis() {
+    use tower_token_auth::introspection::RedisAnswers;
+
+    let redis = crate::redis_revocation::RedisServer::start();
+    let fake = Fake::new();
+    let base = fake.serve().await;
+    fake.active("opaque-shared", claims("sue"));
+    let replica = || async {
+        let shared = RedisAnswers::connect(&redis.url()).await.unwrap();
+        app(config(
+            introspection(&base)
+                .hash_secret([3; 32])
+                .share_answers(shared),
+        ))
+    };
+    let (a, b, c) = (replica().await, replica().await, replica().await);
+    assert_eq!(
+        get_with(&a, "opaque-shared").await.body,
+        "sue orders:read orders:write"
+    );
+    assert_eq!(
+        get_with(&b, "opaque-shared").await.body,
+        "sue orders:read orders:write"
+    );
+    get_with(&c, "opaque-unknown")
+        .await
+        .assert_rejected(Reason::Inactive);
+    get_with(&a, "opaque-unknown")
+        .await
+        .assert_rejected(Reason::Inactive);
+    assert_eq!(fake.calls(), 2, "one call per token for all the instances");
+    // Without a shared hash secret, sharing is refused at build().
+    let e = AuthConfig::builder()
+        .keys(hs_key().keys())
+        .issuer(ISS)
+        .audience(AUD)
+        .introspection(
+            introspection(&base).share_answers(RedisAnswers::connect(&redis.url()).await.unwrap()),
+        )
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("hash_secret"), "{e}");
+    // Redis gone: each instance asks the endpoint itself (sharing is an optimization).
+    drop(redis);
+    fake.active("opaque-after", claims("al"));
+    assert_eq!(get_with(&b, "opaque-after").await.status, StatusCode::OK);
+}
