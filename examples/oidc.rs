@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example oidc --features remote -- <issuer-url> <audience>... [--allow-http] [--port N] [--access-token-profile]
-//!     [--introspection-client-id ID --introspection-client-secret SECRET]
+//!     [--introspection-client-id ID --introspection-client-secret SECRET] [--dpop allowed|required]
 //!
 //! cargo run --example oidc --features remote -- https://login.example.com/tenant/v2.0 api://orders
 //! ```
@@ -26,6 +26,13 @@
 //!   `--allow-http`, an `http://` endpoint is accepted as well. The secret is never printed,
 //!   but a command-line argument is visible to local users (`ps`): use this with test
 //!   credentials;
+//! - `--dpop allowed|required`: accept DPoP (RFC 9449) sender-constrained tokens:
+//!   `Authorization: DPoP <token>` with a `DPoP: <proof>` header, the proof signed by the key
+//!   the token is bound to (`cnf.jkt`), for this method and URL (`htu`:
+//!   `http://127.0.0.1:<port>/...`, the address this example serves on), fresh (60 s), and
+//!   never replayed. `allowed` accepts bearer tokens too (a DPoP-bound token sent as a bearer
+//!   token is refused, `bound_token`); `required` accepts only the DPoP scheme (a bearer
+//!   request gets a `DPoP` challenge only). Any other value is a usage error;
 //! - `-h`, `--help`: print the usage.
 //!
 //! It fetches the provider's keys before serving (and says whether they loaded), then serves:
@@ -66,16 +73,35 @@
 //! curl -s -u test-client:test-secret -d token=$OPAQUE http://127.0.0.1:NNNN/token/revocation
 //! curl -i -H "Authorization: Bearer $OPAQUE" http://127.0.0.1:3000/me    # 401 "inactive", within 60 s
 //! ```
+//!
+//! DPoP: the provider issues DPoP-bound access tokens (`cnf.jkt`) for the resource
+//! `api://dpop` when the token request carries a proof. `tests/oidc/dpop.mjs` (node `jose`)
+//! makes a key, gets such a token and prints it as JSON with proofs for one request
+//! (`proofs.good`, `proofs.good2`, `proofs.replay`, attack variants; see its header comment).
+//! The URL given to it must be the one this example serves (`htu`), and a proof is good for
+//! about a minute:
+//!
+//! ```text
+//! cargo run --example oidc --features remote -- http://127.0.0.1:NNNN api://dpop --allow-http --dpop required --port 3000
+//!
+//! OUT=$(node tests/oidc/dpop.mjs http://127.0.0.1:NNNN api://dpop http://127.0.0.1:3000/me)
+//! TOKEN=$(echo "$OUT" | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).access_token')
+//! PROOF=$(echo "$OUT" | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).proofs.good')
+//! curl -i -H "Authorization: DPoP $TOKEN" -H "DPoP: $PROOF" http://127.0.0.1:3000/me    # 200, the claims (with cnf)
+//! curl -i -H "Authorization: DPoP $TOKEN" -H "DPoP: $PROOF" http://127.0.0.1:3000/me    # 401 invalid_dpop_proof: a replay
+//! curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/me                   # 401, a DPoP challenge only
+//! ```
 
 use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
 use serde_json::{json, Value};
+use tower_token_auth::binding::Dpop;
 use tower_token_auth::introspection::Introspection;
 use tower_token_auth::keys::remote::Remote;
 use tower_token_auth::{AuthConfig, Claims, KeyStatus, Keys, StandardClaims, TokenAuthLayer};
 
 const USAGE: &str = "\
 usage: cargo run --example oidc --features remote -- <issuer-url> <audience>... [--allow-http] [--port N] [--access-token-profile]
-           [--introspection-client-id ID --introspection-client-secret SECRET]
+           [--introspection-client-id ID --introspection-client-secret SECRET] [--dpop allowed|required]
 
   <issuer-url>             the issuer exactly as the provider names it
   <audience>...            the `aud` this API accepts (one or more)
@@ -86,6 +112,8 @@ usage: cargo run --example oidc --features remote -- <issuer-url> <audience>... 
                            (both or neither) also accept opaque access tokens by RFC 7662
                            introspection at the discovered introspection_endpoint, as client ID
                            (client_secret_basic)
+  --dpop allowed|required  accept DPoP (RFC 9449) bound tokens with their proofs (htu:
+                           http://127.0.0.1:<port>/...); `required`: only the DPoP scheme
   -h, --help               print this help";
 
 struct Args {
@@ -96,6 +124,8 @@ struct Args {
     profile: bool,
     /// The introspection client id and secret (the secret is never printed).
     introspection: Option<(String, String)>,
+    /// `--dpop`: `Some(true)` for `required`, `Some(false)` for `allowed`.
+    dpop: Option<bool>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -105,6 +135,7 @@ fn parse_args() -> Result<Args, String> {
     let mut port = 3000;
     let mut client_id = None;
     let mut client_secret = None;
+    let mut dpop = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -130,6 +161,18 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|v| !v.is_empty() && !v.starts_with("--"))
                     .ok_or("--introspection-client-secret needs a secret")?;
                 client_secret = Some(value);
+            }
+            "--dpop" => {
+                dpop = match args.next().as_deref() {
+                    Some("allowed") => Some(false),
+                    Some("required") => Some(true),
+                    Some(other) => {
+                        return Err(format!(
+                            "--dpop: {other:?} is not a DPoP mode (allowed or required)"
+                        ))
+                    }
+                    None => return Err("--dpop needs a mode: allowed or required".to_owned()),
+                };
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -164,6 +207,7 @@ fn parse_args() -> Result<Args, String> {
         port,
         profile,
         introspection,
+        dpop,
     })
 }
 
@@ -187,6 +231,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
 
+    // Bound before the configuration is built: with DPoP, proofs name this address (`htu`),
+    // and `--port 0` only has a port once bound.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+
     let mut remote = Remote::oidc(&args.issuer);
     if args.allow_http {
         remote = remote.allow_http();
@@ -206,6 +255,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             introspection = introspection.allow_http();
         }
         builder = builder.introspection(introspection);
+    }
+    if let Some(required) = args.dpop {
+        let dpop = if required {
+            Dpop::required()
+        } else {
+            Dpop::allowed()
+        };
+        builder = builder.dpop(dpop.base_url(url.as_str()));
     }
     let config = match builder.build() {
         Ok(c) => c,
@@ -231,6 +288,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "Opaque tokens: RFC 7662 introspection at the introspection_endpoint named by discovery, \
              as client {id} (client_secret_basic); active answers cached up to 60 s"
         );
+    }
+    match args.dpop {
+        Some(true) => println!(
+            "DPoP:     required (Authorization: DPoP with a proof for {url}/...; no bearer tokens)"
+        ),
+        Some(false) => println!(
+            "DPoP:     allowed (Authorization: DPoP with a proof for {url}/..., or Bearer for unbound tokens)"
+        ),
+        None => {}
     }
     println!(
         "Fetching keys: discovery at {}/.well-known/openid-configuration, then its jwks_uri ...",
@@ -259,16 +325,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(config)
         .merge(protected);
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let url = format!("http://{}", listener.local_addr()?);
     println!();
     println!("Listening on {url}");
     println!("  public:    curl -i {url}/");
     println!("  readiness: curl -i {url}/ready");
-    println!(
-        "  protected: curl -i -H \"Authorization: Bearer $TOKEN\" {url}/me   (a token for audience {})",
-        args.audiences.join(" or ")
-    );
+    if args.dpop.is_some() {
+        println!(
+            "  protected: curl -i -H \"Authorization: DPoP $TOKEN\" -H \"DPoP: $PROOF\" {url}/me   (a proof for GET {url}/me)",
+        );
+    }
+    if args.dpop != Some(true) {
+        println!(
+            "  protected: curl -i -H \"Authorization: Bearer $TOKEN\" {url}/me   (a token for audience {})",
+            args.audiences.join(" or ")
+        );
+    }
 
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -278,3 +278,156 @@ async fn an_opaque_dpop_bound_token_is_checked_through_introspection() {
         Some(Reason::BoundToken)
     );
 }
+
+// ----- examples/oidc.rs with --dpop -----
+
+/// `examples/oidc.rs --dpop required` against the provider, with a DPoP-bound token and proofs
+/// from `dpop.mjs` for the example's real URL (`htu` is `http://127.0.0.1:<port>/me`): a good
+/// proof is accepted, the same proof again is a replay, a bearer request gets only a DPoP
+/// challenge.
+#[tokio::test]
+async fn oidc_example_with_dpop_required_accepts_a_proof_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Stdio};
+    use std::time::Duration;
+
+    /// The example's process, killed when dropped (also when an assertion fails).
+    struct Running(Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let provider = Provider::shared();
+    let mut child = Command::new(crate::common::example_exe("oidc"))
+        .args([
+            provider.issuer.as_str(),
+            "api://dpop",
+            "--allow-http",
+            "--port",
+            "0",
+            "--dpop",
+            "required",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the oidc example starts");
+    let stdout = child.stdout.take().unwrap();
+    let example = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Listening on ") {
+                let _ = tx.send(Ok(url.trim().to_owned()));
+            }
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("DPoP:") {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let mut base = None;
+    let mut dpop_line = None;
+    while base.is_none() {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(url)) => base = Some(url),
+            Ok(Err(line)) => dpop_line = Some(line),
+            Err(_) => panic!("the oidc example did not say where it listens"),
+        }
+    }
+    let base = base.unwrap();
+    let dpop_line = dpop_line.expect("the banner names the DPoP mode");
+    assert!(dpop_line.contains("required"), "{dpop_line}");
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/dpop.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args([
+            provider.issuer.as_str(),
+            "api://dpop",
+            &format!("{base}/me"),
+        ])
+        .output()
+        .expect("node runs tests/oidc/dpop.mjs");
+    assert!(
+        out.status.success(),
+        "dpop.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f: Value = serde_json::from_slice(&out.stdout).expect("dpop.mjs prints JSON");
+    let token = f["access_token"].as_str().unwrap();
+    let good = f["proofs"]["good"].as_str().unwrap();
+
+    let client = reqwest::Client::new();
+    let me = |authorization: String, proof: Option<&str>| {
+        let mut request = client
+            .get(format!("{base}/me"))
+            .header("authorization", authorization);
+        if let Some(p) = proof {
+            request = request.header("dpop", p);
+        }
+        async move {
+            let res = request.send().await.expect("GET /me");
+            let challenge = res
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = res.status();
+            let body: Value =
+                serde_json::from_slice(&res.bytes().await.expect("body")).expect("a JSON body");
+            (status, challenge, body)
+        }
+    };
+
+    // The good proof: accepted, the claims echoed (with the binding).
+    let (status, _, claims) = me(format!("DPoP {token}"), Some(good)).await;
+    assert_eq!(status, StatusCode::OK, "{claims}");
+    assert_eq!(claims["cnf"]["jkt"], f["jkt"], "{claims}");
+    // The same proof again: a replay.
+    let (status, challenge, body) = me(format!("DPoP {token}"), Some(good)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let challenge = challenge.expect("a challenge");
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_dpop_proof""#),
+        "{challenge}"
+    );
+    assert_eq!(body["reason"], "invalid_dpop_proof", "{body}");
+    // Bearer requests, with the bound token and with a plain one: no token read (DPoP is
+    // required), a DPoP challenge only.
+    let bearer = f["bearer_access_token"].as_str().unwrap();
+    for t in [token, bearer] {
+        let (status, challenge, body) = me(format!("Bearer {t}"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let challenge = challenge.expect("a challenge");
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(!challenge.contains("Bearer"), "{challenge}");
+    }
+    drop(example);
+}
+
+/// `--dpop` takes `allowed` or `required`; anything else is a usage error (exit 2).
+#[test]
+fn oidc_example_refuses_an_unknown_dpop_mode() {
+    let exe = crate::common::example_exe("oidc");
+    for mode in [&["--dpop", "sometimes"][..], &["--dpop"][..]] {
+        let out = Command::new(&exe)
+            .args(["http://127.0.0.1:9", "api://dpop", "--allow-http"])
+            .args(mode)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the oidc example runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{mode:?}: {stderr}");
+        assert!(stderr.starts_with("error: --dpop"), "{mode:?}: {stderr}");
+        assert!(stderr.contains("usage:"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{mode:?}: nothing served");
+    }
+}
