@@ -23,11 +23,29 @@ impl Htu {
         if authority.is_empty() || authority.contains('@') {
             return None;
         }
-        let mut authority = authority.to_ascii_lowercase();
-        let default_port = if scheme == "https" { ":443" } else { ":80" };
-        if let Some(host) = authority.strip_suffix(default_port) {
-            authority = host.to_owned();
+        // host, host:port, [v6] or [v6]:port; nothing else (`host:3000:80` is not a URL).
+        let authority = authority.to_ascii_lowercase();
+        let (host, port) = match authority.rfind(':') {
+            Some(i) if !authority[i..].contains(']') => {
+                (&authority[..i], Some(&authority[i + 1..]))
+            }
+            _ => (authority.as_str(), None),
+        };
+        let host_ok = if let Some(v6) = host.strip_prefix('[') {
+            v6.ends_with(']') && v6.len() > 1
+        } else {
+            !host.is_empty() && !host.contains([':', '[', ']'])
+        };
+        let port_ok = port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+        if !host_ok || !port_ok {
+            return None;
         }
+        let default_port = if scheme == "https" { "443" } else { "80" };
+        let authority = match port {
+            Some(p) if p != default_port => format!("{host}:{p}"),
+            _ => host.to_owned(),
+        };
         let path = if path.is_empty() || path.starts_with(['?', '#']) {
             format!("/{path}")
         } else {
@@ -93,6 +111,11 @@ mod tests {
         assert_ne!(n("http://h/me"), n("https://h/me"));
         assert_eq!(n("ftp://h/"), None);
         assert_eq!(n("https://user@h/"), None);
+        // Found by the dpop fuzz target: two ports are not an authority.
+        assert_eq!(n("http://127.0.0.1:3000:80/me"), None);
+        assert_eq!(n("http://h:/me"), None);
+        assert_eq!(n("http://[::1]:80/me"), n("http://[::1]/me"));
+        assert_ne!(n("http://[::1]:8080/me"), n("http://[::1]/me"));
         assert_eq!(n("/relative"), None);
     }
 }
