@@ -578,7 +578,7 @@ fn send(env: Env, layer: &TokenAuthLayer, sent: &Sent) -> Option<Answer> {
 /// Finding 3 of fuzz/README.md (target `dpop`): the library's `htu` normalization strips a
 /// `:80` / `:443` suffix from the authority even when the authority already has a port, so
 /// with `base_url("http://127.0.0.1:3000")` a proof naming `http://127.0.0.1:3000:80/me`
-/// (not a URL: two ports) is accepted for `/me`. `true` tolerates it (the model does not
+/// (not a URL: two ports) was accepted for `/me` (fixed). `true` tolerates it (the model does not
 /// predict `AppendDefaultPort`, and an accepted `htu` may carry that one extra suffix), so the
 /// run goes on to other checks; `false` makes it a crash again.
 const TOLERATE_DOUBLE_DEFAULT_PORT: bool = false;
@@ -586,7 +586,7 @@ const TOLERATE_DOUBLE_DEFAULT_PORT: bool = false;
 /// Finding 4 of fuzz/README.md (target `dpop`): the library reads a proof's claims into a
 /// derived struct, and serde fills a struct from a JSON array too, so a proof whose payload is
 /// `["j1","GET","https://...",1700000000,"<ath>",null]` (the claims in field order) is
-/// accepted; RFC 7519 §7.2 requires a JSON object. `true` tolerates it (no prediction for
+/// accepted (fixed); RFC 7519 §7.2 requires a JSON object. `true` tolerates it (no prediction for
 /// `claims_as_array`; an accepted array is read in that order); `false` makes it a crash.
 const TOLERATE_ARRAY_CLAIMS: bool = false;
 
