@@ -122,16 +122,21 @@ mod redis_store {
     }
 
     impl RedisReplayStore {
-        /// Connects to Redis at `url` (prefix `tta:`). The connection reconnects by itself.
+        /// Connects to Redis at `url` (prefix `tta:`), waiting at most 5 s. The connection
+        /// reconnects by itself.
         ///
         /// # Errors
         ///
         /// The URL is invalid or Redis cannot be reached now.
         pub async fn connect(url: &str) -> Result<RedisReplayStore, ReplayError> {
             let client = redis::Client::open(url).map_err(|e| ReplayError(e.to_string()))?;
-            let conn = redis::aio::ConnectionManager::new(client)
-                .await
-                .map_err(|e| ReplayError(e.to_string()))?;
+            let conn = crate::revocation::redis::connect_manager(
+                &client,
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_millis(200),
+            )
+            .await
+            .map_err(ReplayError)?;
             Ok(RedisReplayStore::with_connection(conn, "tta:"))
         }
 

@@ -41,14 +41,19 @@ impl std::fmt::Debug for RedisAnswers {
 }
 
 impl RedisAnswers {
-    /// Connects to Redis at `url` (prefix `tta:`, 200 ms per command).
+    /// Connects to Redis at `url` (prefix `tta:`, 200 ms per command), waiting at most 5 s.
     ///
     /// # Errors
     ///
-    /// The URL is invalid or Redis cannot be reached now.
-    pub async fn connect(url: &str) -> Result<RedisAnswers, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let conn = redis::aio::ConnectionManager::new(client).await?;
+    /// The URL is invalid or Redis cannot be reached within 5 s, as a sentence.
+    pub async fn connect(url: &str) -> Result<RedisAnswers, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("invalid redis URL: {e}"))?;
+        let conn = crate::revocation::redis::connect_manager(
+            &client,
+            Duration::from_secs(5),
+            Duration::from_millis(200),
+        )
+        .await?;
         Ok(RedisAnswers::with_connection(conn, "tta:"))
     }
 

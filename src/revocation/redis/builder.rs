@@ -6,14 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Client;
 use arc_swap::ArcSwap;
 
 use super::follower::Follower;
 use super::{
     Cache, RedisRevocationStore, Shared, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GRACE, DEFAULT_HEARTBEAT,
-    DEFAULT_MAX_CACHED, DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF,
+    DEFAULT_MAX_CACHED, DEFAULT_PREFIX, DEFAULT_TIMEOUT,
 };
 use crate::revocation::RevocationError;
 
@@ -128,26 +127,9 @@ impl RedisRevocationStoreBuilder {
         let client = Client::open(self.url.as_str())
             .map_err(|e| RevocationError(format!("invalid redis URL: {e}")))?;
         let io_timeout = self.timeout.max(Duration::from_secs(1));
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout.min(io_timeout)))
-            .set_min_delay(MIN_BACKOFF)
-            .set_max_delay(MAX_BACKOFF)
-            .set_number_of_retries(3);
-        let conn = match tokio::time::timeout(
-            self.connect_timeout,
-            ConnectionManager::new_with_config(client.clone(), manager_config),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(RevocationError(format!("redis: {e}"))),
-            Err(_) => {
-                return Err(RevocationError(format!(
-                    "redis did not answer within {:?}",
-                    self.connect_timeout
-                )))
-            }
-        };
+        let conn = super::connect_manager(&client, self.connect_timeout, io_timeout)
+            .await
+            .map_err(RevocationError)?;
         let shared = Arc::new(Shared {
             channel: format!("{}revocations", self.prefix),
             prefix: self.prefix,

@@ -111,6 +111,33 @@ mod store;
 pub use self::builder::RedisRevocationStoreBuilder;
 pub use self::store::RedisRevocationStore;
 
+/// A reconnecting Redis connection, as every Redis store of the crate opens it: the connect
+/// bounded by `connect_timeout` (each later reconnection attempt too, within the I/O
+/// timeout), then retried with a backoff by redis-rs. The error is a sentence for logs.
+pub(crate) async fn connect_manager(
+    client: &::redis::Client,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> Result<::redis::aio::ConnectionManager, String> {
+    let config = ::redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(
+            connect_timeout.min(io_timeout.max(Duration::from_secs(1))),
+        ))
+        .set_min_delay(MIN_BACKOFF)
+        .set_max_delay(MAX_BACKOFF)
+        .set_number_of_retries(3);
+    match tokio::time::timeout(
+        connect_timeout,
+        ::redis::aio::ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(format!("redis: {e}")),
+        Err(_) => Err(format!("redis did not answer within {connect_timeout:?}")),
+    }
+}
+
 /// The default prefix of keys and of the channel.
 pub const DEFAULT_PREFIX: &str = "tta:";
 /// The default wait for Redis on a request: 200 ms.
