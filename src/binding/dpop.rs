@@ -244,6 +244,7 @@ impl Dpop {
             algs,
             replay: Mutex::new(HashMap::new()),
             nonce_key,
+            last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 }
@@ -258,6 +259,8 @@ pub(crate) struct DpopChecker {
     replay: Mutex<HashMap<[u8; 32], i64>>,
     /// The secret of the stateless nonces, drawn at start-up.
     nonce_key: [u8; 32],
+    /// When the full replay cache was last swept of expired proofs.
+    last_sweep: std::sync::atomic::AtomicI64,
 }
 
 /// The scheme the token came with.
@@ -536,6 +539,15 @@ impl DpopChecker {
             return Err("jti");
         }
         if seen.len() >= self.options.replay_capacity {
+            // Swept at most once per second: while full of live proofs, each refusal must
+            // not cost a full scan (nor a log line).
+            if self
+                .last_sweep
+                .swap(now, std::sync::atomic::Ordering::Relaxed)
+                == now
+            {
+                return Err("jti");
+            }
             seen.retain(|_, t| *t >= now);
             if seen.len() >= self.options.replay_capacity {
                 tracing::warn!(

@@ -62,6 +62,8 @@ pub(crate) struct Introspector {
     /// The key of the token hashes, drawn at start-up.
     key: crate::crypto::DigestKey,
     cache: Mutex<HashMap<Digest, Cached>>,
+    /// When the full cache was last swept of expired answers.
+    last_sweep: std::sync::atomic::AtomicI64,
     /// Why the last failed call failed (for diagnosis).
     last_error: Mutex<Option<CallError>>,
     flights: Mutex<HashMap<Digest, Receiver>>,
@@ -95,6 +97,7 @@ impl Introspector {
             clock,
             key: crate::crypto::DigestKey::new(&key),
             cache: Mutex::new(HashMap::new()),
+            last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
             last_error: Mutex::new(None),
             flights: Mutex::new(HashMap::new()),
         }
@@ -275,7 +278,15 @@ impl Introspector {
         }
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= capacity && !cache.contains_key(&digest) {
-            cache.retain(|_, e| e.until > now);
+            // Expired answers are swept at most once per second: a full cache of live
+            // answers (a flood of distinct tokens) must not cost a full scan per insert.
+            if self
+                .last_sweep
+                .swap(now, std::sync::atomic::Ordering::Relaxed)
+                != now
+            {
+                cache.retain(|_, e| e.until > now);
+            }
             if cache.len() >= capacity {
                 // Full of live answers: drop an arbitrary one (a later request for it is
                 // introspected again; the bound holds).
